@@ -85,8 +85,12 @@ type Message struct {
 	CompletionTokens int
 	Status           Status
 	Attachments      []Attachment
-	CreatedAt        time.Time
-	UpdatedAt        time.Time
+	// ReplyTo is, for an assistant message, the ID of the user message it
+	// answers (0 when unknown): answers are written after later questions
+	// may already be stored, so history is rebuilt in question order.
+	ReplyTo   int64
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // HistoryQuery bounds a History call. Zero fields mean no bound.
