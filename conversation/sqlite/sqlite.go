@@ -1,0 +1,210 @@
+// Package sqlite is the conversation.Store on an SQLite file, Parley's
+// default database (DATABASE_URL=sqlite://parley.db). It uses
+// modernc.org/sqlite, so the binary needs no cgo.
+//
+// It suits one Parley process; several processes on one file work (WAL and
+// a busy timeout), but replicas belong on conversation/postgres.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"runtime"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/parleyhq/parley/conversation"
+)
+
+// Options configures a Store. The zero value is ready to use.
+type Options struct {
+	// Now is the clock for the times the store records; default time.Now.
+	Now func() time.Time
+}
+
+// Store is a conversation.Store on an SQLite file.
+//
+// SQLite takes one writer at a time, so writes go through a pool of one
+// connection whose transactions begin IMMEDIATE (taking the write lock up
+// front, never upgrading a read lock, which is what ends in SQLITE_BUSY),
+// and reads use a separate pool that WAL lets run beside the writer.
+type Store struct {
+	path  string
+	write *sql.DB
+	read  *sql.DB
+	now   func() time.Time
+}
+
+var _ conversation.Store = (*Store)(nil)
+
+// busyTimeout is how long a connection waits for another process's lock.
+const busyTimeout = 10 * time.Second
+
+// Open opens (creating if needed) the SQLite database at path and brings
+// its schema up to date. The path ":memory:" gives a private in-memory
+// database, gone when the Store is closed.
+//
+// A database written by a newer Parley is refused with an error wrapping
+// conversation.ErrNewerSchema.
+func Open(ctx context.Context, path string, opts Options) (*Store, error) {
+	if path == "" {
+		return nil, errors.New("sqlite: open: the database path is empty; give a file name such as parley.db")
+	}
+	s := &Store{path: path, now: opts.Now}
+	if s.now == nil {
+		s.now = time.Now
+	}
+
+	if path == ":memory:" {
+		// Every connection to :memory: is a database of its own: keep one.
+		db, err := sql.Open("sqlite", "file::memory:?_pragma=foreign_keys(1)")
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+		}
+		db.SetMaxOpenConns(1)
+		db.SetMaxIdleConns(1)
+		db.SetConnMaxLifetime(0)
+		db.SetConnMaxIdleTime(0)
+		s.write, s.read = db, db
+	} else {
+		write, err := sql.Open("sqlite", dsn(path, url.Values{
+			"_pragma": {
+				fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()),
+				"journal_mode(WAL)",
+				// NORMAL is safe from corruption in WAL mode; a power cut
+				// may lose the last commits, not the database.
+				"synchronous(NORMAL)",
+				"foreign_keys(1)",
+			},
+			"_txlock": {"immediate"},
+		}))
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+		}
+		write.SetMaxOpenConns(1)
+		write.SetMaxIdleConns(1)
+		write.SetConnMaxLifetime(0)
+		write.SetConnMaxIdleTime(0)
+		s.write = write
+	}
+
+	ms, err := loadMigrations(migrationFiles)
+	if err != nil {
+		s.write.Close()
+		return nil, err
+	}
+	if err := migrate(ctx, s.write, ms, s.now()); err != nil {
+		s.write.Close()
+		if errors.Is(err, conversation.ErrNewerSchema) {
+			return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+		}
+		return nil, openError(path, err)
+	}
+
+	if s.read == nil {
+		read, err := sql.Open("sqlite", dsn(path, url.Values{
+			"_pragma": {
+				fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()),
+				"foreign_keys(1)",
+				"query_only(1)",
+			},
+		}))
+		if err != nil {
+			s.write.Close()
+			return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+		}
+		n := max(4, runtime.GOMAXPROCS(0))
+		read.SetMaxOpenConns(n)
+		read.SetMaxIdleConns(n)
+		if err := read.PingContext(ctx); err != nil {
+			read.Close()
+			s.write.Close()
+			return nil, openError(path, err)
+		}
+		s.read = read
+	}
+	return s, nil
+}
+
+// dsn returns the driver's name for the file at path with params: a file:
+// URI, so that any character of the path is kept.
+func dsn(path string, params url.Values) string {
+	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + params.Encode()
+}
+
+// openError explains an error met while opening the database at path, by
+// the driver's result code, in terms of what to do about it.
+func openError(path string, err error) error {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	var hint string
+	switch se.Code() & 0xff {
+	case sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM, sqlite3.SQLITE_AUTH:
+		hint = "database file is read-only; check its permissions, and that its directory is writable for the -wal and -shm files beside it"
+	case sqlite3.SQLITE_CANTOPEN:
+		hint = "cannot open the database file; check that its directory exists and is writable"
+	case sqlite3.SQLITE_NOTADB:
+		hint = "the file is not an SQLite database; check the path"
+	case sqlite3.SQLITE_CORRUPT:
+		hint = "the database file is damaged; restore it from a backup"
+	case sqlite3.SQLITE_FULL:
+		hint = "the disk is full; free some space"
+	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+		hint = fmt.Sprintf("the database stayed locked by another process for %v; check what else has it open", busyTimeout)
+	default:
+		return fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	return fmt.Errorf("sqlite: open %s: %s (%w)", path, hint, err)
+}
+
+// sqliteCode returns the extended result code of err, or 0.
+func sqliteCode(err error) int {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code()
+	}
+	return 0
+}
+
+// Close releases the store's connections.
+func (s *Store) Close() error {
+	var errs []error
+	if s.read != s.write {
+		errs = append(errs, s.read.Close())
+	}
+	errs = append(errs, s.write.Close())
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("sqlite: close %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// writeTx runs fn in a transaction on the writer.
+func (s *Store) writeTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// micros is how times are stored: Unix microseconds, UTC.
+func micros(t time.Time) int64 { return t.UnixMicro() }
+
+func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
+
+// timestamp returns the store's clock, at the precision it keeps.
+func (s *Store) timestamp() time.Time {
+	return s.now().UTC().Truncate(time.Microsecond)
+}

@@ -1,0 +1,119 @@
+package storetest
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/parleyhq/parley/conversation"
+)
+
+// BenchHistoryLast50 loads the newest 50 messages of a conversation that
+// holds 10,000, as the engine does before each answer, and reports the
+// median and 99th percentile latency of one load (p50-ms, p99-ms).
+// s is a fresh store; seeding it is not timed.
+func BenchHistoryLast50(b *testing.B, s conversation.Store) {
+	const size, last = 10_000, 50
+	c, err := s.Conversation(b.Context(), conversation.Key{Platform: "slack", Workspace: "TBENCH", Channel: "C1", Thread: "1.1"})
+	if err != nil {
+		b.Fatalf("Conversation: %v", err)
+	}
+	// A few other conversations share the tables, as in a real workspace.
+	for i := range 4 {
+		other, err := s.Conversation(b.Context(), conversation.Key{Platform: "slack", Workspace: "TBENCH", Channel: fmt.Sprintf("C%d", i+2)})
+		if err != nil {
+			b.Fatalf("Conversation: %v", err)
+		}
+		for j := range 100 {
+			if _, _, err := s.Append(b.Context(), other.ID, benchMessage(j)); err != nil {
+				b.Fatalf("Append: %v", err)
+			}
+		}
+	}
+	for i := range size {
+		if _, _, err := s.Append(b.Context(), c.ID, benchMessage(i)); err != nil {
+			b.Fatalf("Append: %v", err)
+		}
+	}
+
+	var took []time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		h, err := s.History(b.Context(), c.ID, conversation.HistoryQuery{Limit: last})
+		took = append(took, time.Since(t0))
+		if err != nil {
+			b.Fatalf("History: %v", err)
+		}
+		if len(h) != last || h[last-1].Text != benchMessage(size-1).Text {
+			b.Fatalf("History: got %d messages, want the newest %d", len(h), last)
+		}
+	}
+	slices.Sort(took)
+	b.ReportMetric(percentile(took, 0.50), "p50-ms")
+	b.ReportMetric(percentile(took, 0.99), "p99-ms")
+}
+
+// BenchAppendParallel appends from 8 goroutines, each to its own
+// conversation, and reports messages stored per second (msgs/s).
+func BenchAppendParallel(b *testing.B, s conversation.Store) {
+	const goroutines = 8
+	run := time.Now().UnixNano() // platform ids unique across calls on one store
+	convs := make([]int64, goroutines)
+	for w := range convs {
+		c, err := s.Conversation(b.Context(), conversation.Key{Platform: "slack", Workspace: "TBENCH", Channel: fmt.Sprintf("C%d-%d", run, w)})
+		if err != nil {
+			b.Fatalf("Conversation: %v", err)
+		}
+		convs[w] = c.ID
+	}
+	var (
+		next atomic.Int64
+		wg   sync.WaitGroup
+	)
+	b.ResetTimer()
+	for w := range goroutines {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1))
+				if i > b.N {
+					return
+				}
+				m := benchMessage(i)
+				m.PlatformID = fmt.Sprintf("%d.%d", run, i)
+				if _, _, err := s.Append(b.Context(), convs[w], m); err != nil {
+					b.Errorf("Append: %v", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}
+
+// benchMessage returns message i of a conversation: users and the
+// assistant take turns, with texts of 40 to 600 characters.
+func benchMessage(i int) conversation.Message {
+	text := fmt.Sprintf("message %d: ", i) + strings.Repeat("lorem ipsum ", 3+i%50)
+	if i%2 == 0 {
+		return conversation.Message{Role: conversation.RoleUser, Author: "U1", Text: text, Status: conversation.StatusComplete}
+	}
+	return conversation.Message{Role: conversation.RoleAssistant, Author: "B1", Text: text, Model: "gpt-4o-mini",
+		PromptTokens: 1200 + i, CompletionTokens: 80, Status: conversation.StatusComplete}
+}
+
+// percentile returns the p-th percentile of sorted durations, in
+// milliseconds.
+func percentile(sorted []time.Duration, p float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(float64(len(sorted))*p+0.5) - 1
+	i = max(0, min(i, len(sorted)-1))
+	return float64(sorted[i]) / float64(time.Millisecond)
+}
