@@ -8,7 +8,11 @@ package bots
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/parleyhq/parley/conversation"
@@ -22,43 +26,391 @@ type Config struct {
 	ContextTokens int      // history budget; default 16000
 	MaxConcurrent int      // conversations answered at once; default 64
 	StopEmoji     []string // reaction names that stop a stream; default octagonal_sign, 🛑
+	// HistoryLimit is the most stored messages loaded for a reply before the
+	// token budget trims them; default 200.
+	HistoryLimit int
+	// FinishTimeout bounds how long the final text of a reply is retried
+	// after the answer ended; default 2 minutes.
+	FinishTimeout time.Duration
 	Now           func() time.Time
 	Logger        *slog.Logger
 }
 
-// Engine answers messages. Create it with New and run it with Run.
+// Causes of a stream's end other than the answer's own end.
+var (
+	errStopDeleted  = errors.New("the question was deleted")
+	errStopReaction = errors.New("stopped by a reaction")
+	errReplyGone    = errors.New("the reply was deleted")
+	errShutdown     = errors.New("parley is shutting down")
+)
+
+// Engine answers messages. Create it with New and run it with Run; Handle
+// and Command may be called from any goroutine once Run has started.
 type Engine struct {
 	cfg   Config
 	store conversation.Store
 	llm   *llm.Client
+	log   *slog.Logger
+	sched *scheduler
+	sem   chan struct{}
+	stop  map[string]bool
+
+	mu      sync.Mutex
+	runCtx  context.Context
+	started chan struct{}
+	wg      sync.WaitGroup
+	queues  map[int64]*queue
+	active  map[string]*job // by "platform/workspace/message id": questions and replies
 }
 
 // New returns an Engine.
 func New(cfg Config, store conversation.Store, client *llm.Client) *Engine {
-	return &Engine{cfg: cfg, store: store, llm: client}
+	if cfg.ContextTokens <= 0 {
+		cfg.ContextTokens = 16000
+	}
+	if cfg.MaxConcurrent <= 0 {
+		cfg.MaxConcurrent = 64
+	}
+	if len(cfg.StopEmoji) == 0 {
+		cfg.StopEmoji = []string{"octagonal_sign", "🛑"}
+	}
+	if cfg.HistoryLimit <= 0 {
+		cfg.HistoryLimit = 200
+	}
+	if cfg.FinishTimeout <= 0 {
+		cfg.FinishTimeout = 2 * time.Minute
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	e := &Engine{
+		cfg: cfg, store: store, llm: client, log: cfg.Logger,
+		sched:   newScheduler(cfg.Now),
+		sem:     make(chan struct{}, cfg.MaxConcurrent),
+		stop:    make(map[string]bool),
+		started: make(chan struct{}),
+		queues:  make(map[int64]*queue),
+		active:  make(map[string]*job),
+	}
+	for _, s := range cfg.StopEmoji {
+		e.stop[strings.Trim(s, ": ")] = true
+	}
+	return e
 }
 
-// Run runs the engine's workers until ctx ends, then waits for the replies in
-// flight to finish.
-func (e *Engine) Run(ctx context.Context) error { <-ctx.Done(); return nil }
+// Run runs the engine until ctx ends, then ends the replies in flight (each
+// says that it was cut) and waits for them.
+func (e *Engine) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	e.mu.Lock()
+	e.runCtx = ctx
+	e.mu.Unlock()
+	close(e.started)
+	sweep := time.NewTicker(10 * time.Minute)
+	defer sweep.Stop()
+	for {
+		select {
+		case <-sweep.C:
+			e.sched.sweep(10 * time.Minute)
+			continue
+		case <-ctx.Done():
+		}
+		break
+	}
+	cancel(errShutdown)
+	e.wg.Wait()
+	return nil
+}
+
+// Started is closed once Run has started: Handle and Command work from then.
+func (e *Engine) Started() <-chan struct{} { return e.started }
+
+// context returns the engine's run context, or an error before Run.
+func (e *Engine) context() (context.Context, error) {
+	select {
+	case <-e.started:
+	default:
+		return nil, errors.New("bots: engine is not running")
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := e.runCtx.Err(); err != nil {
+		return nil, errors.New("bots: engine is shutting down")
+	}
+	return e.runCtx, nil
+}
+
+// job is one message to answer.
+type job struct {
+	p      Platform
+	in     Incoming
+	conv   conversation.Conversation
+	user   conversation.Message
+	dest   Destination
+	reply  *reply
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+}
+
+// queue holds one conversation's messages waiting for their answer: they
+// are answered one after another, in arrival order.
+type queue struct {
+	jobs    []*job
+	running bool
+}
+
+func activeKey(platform, workspace, id string) string {
+	return platform + "/" + workspace + "/" + id
+}
 
 // Handle takes one incoming message: it deduplicates, applies the
 // conversation rules, stores the message and queues the reply. It returns
 // quickly (before any LLM work), so adapters can acknowledge the event.
-func (e *Engine) Handle(ctx context.Context, p Platform, in Incoming) error { return nil }
+// An error means the message was not stored; the adapter should log it and
+// not acknowledge it where the platform would then retry.
+func (e *Engine) Handle(ctx context.Context, p Platform, in Incoming) error {
+	runCtx, err := e.context()
+	if err != nil {
+		return err
+	}
+	if in.AuthorIsBot {
+		return nil
+	}
+	if strings.TrimSpace(in.Text) == "" && len(in.Attachments) == 0 {
+		return nil
+	}
+	if in.EventID != "" {
+		first, err := e.store.MarkEvent(ctx, p.Name(), in.Workspace, in.EventID, time.Hour)
+		if err != nil {
+			return fmt.Errorf("bots: mark event: %w", err)
+		}
+		if !first {
+			e.log.Debug("duplicate event ignored", "platform", p.Name(), "event", in.EventID)
+			return nil
+		}
+	}
+	conv, ok, err := e.route(ctx, p, in)
+	if err != nil || !ok {
+		return err
+	}
+	dest := Destination{
+		Workspace: in.Workspace, Channel: in.Channel, Thread: conv.Key.Thread,
+		ReplyTo: in.MessageID, User: in.Author, UserTeam: in.AuthorTeam, DM: in.DM,
+	}
+	if name, args, ok := parseCommand(in.Text); ok {
+		cmd := Command{Workspace: in.Workspace, Channel: in.Channel, Thread: conv.Key.Thread, User: in.Author, DM: in.DM, Name: name, Args: args}
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			r := newReply(e, p, dest)
+			r.set(e.Command(runCtx, p, cmd).Text, true)
+			fctx, cancel := context.WithTimeout(runCtx, e.cfg.FinishTimeout)
+			defer cancel()
+			r.flush(fctx)
+		}()
+		return nil
+	}
+	user, created, err := e.store.Append(ctx, conv.ID, conversation.Message{
+		Role: conversation.RoleUser, Author: in.Author, PlatformID: in.MessageID,
+		Text: in.Text, Status: conversation.StatusComplete, Attachments: in.Attachments,
+	})
+	if err != nil {
+		return fmt.Errorf("bots: store message: %w", err)
+	}
+	if !created {
+		// The same message again (a mention delivered as two events).
+		return nil
+	}
+	jctx, cancel := context.WithCancelCause(runCtx)
+	j := &job{p: p, in: in, conv: conv, user: user, dest: dest, ctx: jctx, cancel: cancel}
+	j.reply = newReply(e, p, dest)
+	j.reply.onGone = func() { j.cancel(errReplyGone) }
+	j.reply.posted = func(id string, first bool) {
+		e.mu.Lock()
+		e.active[activeKey(p.Name(), in.Workspace, id)] = j
+		e.mu.Unlock()
+	}
+	e.enqueue(j)
+	return nil
+}
 
-// Command runs a command and returns its answer.
-func (e *Engine) Command(ctx context.Context, p Platform, cmd Command) CommandReply {
-	return CommandReply{}
+// route applies the conversation rules: it returns the conversation a
+// message belongs to and whether the bot answers it. In a DM every message
+// is answered; in a channel, a mention starts or continues a conversation,
+// and a message without one is answered only inside a conversation the bot
+// is part of (a thread where it answered, or a reply to its message).
+func (e *Engine) route(ctx context.Context, p Platform, in Incoming) (conversation.Conversation, bool, error) {
+	key := conversation.Key{Platform: p.Name(), Workspace: in.Workspace, Channel: in.Channel, Thread: in.Thread}
+	if in.DM || in.Mentioned {
+		conv, err := e.store.Conversation(ctx, key)
+		if err != nil {
+			return conv, false, fmt.Errorf("bots: conversation: %w", err)
+		}
+		return conv, true, nil
+	}
+	// Conversations are only created when the bot answers, so an existing
+	// one is a thread the bot is part of.
+	conv, err := e.store.FindConversation(ctx, key)
+	if err == nil {
+		return conv, true, nil
+	}
+	if !errors.Is(err, conversation.ErrNotFound) {
+		return conv, false, fmt.Errorf("bots: find conversation: %w", err)
+	}
+	if in.ReplyTo != "" {
+		conv, m, err := e.store.MessageByPlatformID(ctx, p.Name(), in.Workspace, in.ReplyTo)
+		if err == nil && m.Role == conversation.RoleAssistant {
+			return conv, true, nil
+		}
+		if err != nil && !errors.Is(err, conversation.ErrNotFound) {
+			return conv, false, fmt.Errorf("bots: find replied message: %w", err)
+		}
+	}
+	return conversation.Conversation{}, false, nil
+}
+
+// enqueue queues j behind the conversation's other messages.
+func (e *Engine) enqueue(j *job) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.active[activeKey(j.p.Name(), j.in.Workspace, j.in.MessageID)] = j
+	q := e.queues[j.conv.ID]
+	if q == nil {
+		q = &queue{}
+		e.queues[j.conv.ID] = q
+	}
+	q.jobs = append(q.jobs, j)
+	if q.running {
+		// Show at once that it waits for the answers before it.
+		j.reply.setPlaceholder("⏳ _Queued: answering the earlier message first…_")
+		e.startFlush(j)
+		return
+	}
+	q.running = true
+	e.wg.Add(1)
+	go e.drain(j.conv.ID, q)
+}
+
+// drain answers a conversation's queued messages one after another.
+func (e *Engine) drain(convID int64, q *queue) {
+	defer e.wg.Done()
+	for {
+		e.mu.Lock()
+		if len(q.jobs) == 0 {
+			q.running = false
+			delete(e.queues, convID)
+			e.mu.Unlock()
+			return
+		}
+		j := q.jobs[0]
+		q.jobs = q.jobs[1:]
+		e.mu.Unlock()
+		e.run(j)
+	}
+}
+
+// startFlush starts the goroutine that shows j's reply, once.
+func (e *Engine) startFlush(j *job) {
+	r := j.reply
+	r.mu.Lock()
+	if r.flushing {
+		r.mu.Unlock()
+		return
+	}
+	r.flushing = true
+	r.mu.Unlock()
+	// The flusher outlives a stopped stream (it must still show the final
+	// text), so it runs in the engine's context, not the job's.
+	e.mu.Lock()
+	runCtx := e.runCtx
+	e.mu.Unlock()
+	fctx, cancel := context.WithCancel(context.WithoutCancel(runCtx))
+	e.wg.Add(2)
+	go func() {
+		defer e.wg.Done()
+		r.flush(fctx)
+	}()
+	go func() {
+		// Bound the flusher: once the engine stops, or the answer is done,
+		// it has FinishTimeout to show the last text.
+		defer e.wg.Done()
+		defer cancel()
+		select {
+		case <-r.finished:
+			return
+		case <-runCtx.Done():
+		case <-j.ctx.Done():
+		}
+		t := time.NewTimer(e.cfg.FinishTimeout)
+		defer t.Stop()
+		select {
+		case <-r.finished:
+		case <-t.C:
+		}
+	}()
+}
+
+// run answers one job, holding one of the MaxConcurrent slots.
+func (e *Engine) run(j *job) {
+	defer e.forget(j)
+	defer j.cancel(nil)
+	select {
+	case e.sem <- struct{}{}:
+	default:
+		j.reply.setPlaceholder("⏳ _Queued: Parley is busy, answering soon…_")
+		e.startFlush(j)
+		select {
+		case e.sem <- struct{}{}:
+		case <-j.ctx.Done():
+			e.finishStopped(j, "", context.Cause(j.ctx))
+			return
+		}
+	}
+	defer func() { <-e.sem }()
+	e.answer(j)
+}
+
+// forget drops j's entries from the active map.
+func (e *Engine) forget(j *job) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for k, v := range e.active {
+		if v == j {
+			delete(e.active, k)
+		}
+	}
 }
 
 // Models returns at most n allowed model names matching query, for
 // autocomplete and select menus.
-func (e *Engine) Models(ctx context.Context, query string, n int) []string { return nil }
+func (e *Engine) Models(ctx context.Context, query string, n int) []string {
+	return e.llm.SearchModels(ctx, query, n)
+}
 
-// Deleted tells the engine a message was deleted; a stream answering it stops.
-func (e *Engine) Deleted(p Platform, workspace, channel, messageID string) {}
+// Deleted tells the engine a message was deleted; a stream answering it
+// stops, and a queued question is not answered.
+func (e *Engine) Deleted(p Platform, workspace, channel, messageID string) {
+	e.mu.Lock()
+	j := e.active[activeKey(p.Name(), workspace, messageID)]
+	e.mu.Unlock()
+	if j != nil && j.in.MessageID == messageID {
+		j.cancel(errStopDeleted)
+	}
+}
 
 // Reacted tells the engine a user reacted to a message; a stop emoji on a
-// reply being streamed stops it.
-func (e *Engine) Reacted(p Platform, workspace, channel, messageID, user, emoji string) {}
+// reply being streamed, by the person who asked, stops it.
+func (e *Engine) Reacted(p Platform, workspace, channel, messageID, user, emoji string) {
+	if !e.stop[strings.Trim(emoji, ": ")] {
+		return
+	}
+	e.mu.Lock()
+	j := e.active[activeKey(p.Name(), workspace, messageID)]
+	e.mu.Unlock()
+	if j != nil && j.in.Author == user {
+		j.cancel(errStopReaction)
+	}
+}

@@ -71,8 +71,8 @@ type Platform interface {
 	Progress(ctx context.Context, dest Destination, status string) error
 }
 
-// Rate is a token bucket: Burst events at once, refilled one per Every.
-// The zero Rate means unlimited.
+// Rate is a budget of calls: at most Burst in any window of Burst×Every,
+// so one per Every on average, Burst at once. The zero Rate is unlimited.
 type Rate struct {
 	Every time.Duration
 	Burst int
@@ -97,6 +97,12 @@ type Limits struct {
 	WorkspaceEdit Rate
 	// Global paces every call of the bot (Discord: 50 requests a second).
 	Global Rate
+	// ThreadBuckets: each thread has its own channel budget (Discord
+	// threads are channels); otherwise threads share their channel's.
+	ThreadBuckets bool
+	// FinalEdit: the platform must be told when a message is final even
+	// when its text did not change (a native stream must be stopped).
+	FinalEdit bool
 	// ProgressEvery is how often Progress must be repeated to stay visible
 	// (Discord's typing lasts 10 s, Slack's status 2 minutes); 0: once.
 	ProgressEvery time.Duration

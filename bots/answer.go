@@ -1,0 +1,296 @@
+package bots
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/parleyhq/parley/conversation"
+	"github.com/parleyhq/parley/llm"
+)
+
+// answer streams the model's answer to j into its reply and stores it.
+func (e *Engine) answer(j *job) {
+	ctx := j.ctx
+	log := e.log.With("platform", j.p.Name(), "conversation", j.conv.ID)
+	model, system := e.settings(ctx, j)
+	asst, _, err := e.store.Append(ctx, j.conv.ID, conversation.Message{
+		Role: conversation.RoleAssistant, Model: model, Status: conversation.StatusStreaming, ReplyTo: j.user.ID,
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			e.finishStopped(j, "", context.Cause(ctx))
+			return
+		}
+		log.Error("store answer", "err", err)
+		e.finishFailed(j, "⚠️ Parley could not save this conversation; please try again.")
+		return
+	}
+	e.startFlush(j)
+	progressDone := make(chan struct{})
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		e.progress(j, progressDone)
+	}()
+
+	started := time.Now()
+	text, usage, streamErr := e.stream(ctx, j, model, system)
+	close(progressDone)
+
+	asst.Text = text
+	if usage != nil {
+		asst.PromptTokens, asst.CompletionTokens = usage.PromptTokens, usage.CompletionTokens
+	}
+	cause := context.Cause(ctx)
+	var shown string
+	switch {
+	case ctx.Err() != nil && cause != nil:
+		asst.Status = conversation.StatusPartial
+		shown = withNotice(text, stopNotice(cause))
+	case streamErr != nil && text == "":
+		asst.Status = conversation.StatusFailed
+		shown = e.failure(ctx, streamErr, model)
+		log.Warn("answer failed", "model", model, "err", streamErr)
+	case streamErr != nil:
+		asst.Status = conversation.StatusPartial
+		shown = withNotice(text, "⚠️ _The answer was cut off: "+shortReason(streamErr)+"._")
+		log.Warn("answer cut off", "model", model, "err", streamErr)
+	case strings.TrimSpace(text) == "":
+		asst.Status = conversation.StatusFailed
+		shown = "_The model returned an empty answer._"
+	default:
+		asst.Status = conversation.StatusComplete
+		shown = text
+	}
+	j.reply.set(shown, true)
+	<-j.reply.finished
+	if ids := j.reply.ids(); len(ids) > 0 {
+		asst.PlatformID = ids[0]
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := e.store.UpdateMessage(sctx, asst); err != nil {
+		log.Error("store answer", "err", err)
+	}
+	log.Info("reply finished", "model", model, "status", asst.Status, "chars", len(text),
+		"prompt_tokens", asst.PromptTokens, "completion_tokens", asst.CompletionTokens,
+		"duration", time.Since(started).Round(time.Millisecond))
+}
+
+// stream asks the model and feeds its text to the reply. It returns the
+// answer text, the usage when reported, and the error that ended it early.
+func (e *Engine) stream(ctx context.Context, j *job, model, system string) (string, *llm.Usage, error) {
+	budget := e.cfg.ContextTokens
+	for attempt := 0; ; attempt++ {
+		msgs, err := e.history(ctx, j, system, budget)
+		if err != nil {
+			return "", nil, err
+		}
+		s, err := e.llm.Stream(ctx, llm.Request{Model: model, Messages: msgs})
+		if errors.Is(err, llm.ErrContextLength) && attempt < 2 {
+			// The estimate was too generous for this model: halve the
+			// budget and try again.
+			budget /= 2
+			continue
+		}
+		if err != nil {
+			return "", nil, err
+		}
+		defer s.Close()
+		var text strings.Builder
+		var usage *llm.Usage
+		for {
+			d, err := s.Recv()
+			if err == io.EOF {
+				return text.String(), usage, nil
+			}
+			if err != nil {
+				return text.String(), usage, err
+			}
+			if d.Usage != nil {
+				usage = d.Usage
+			}
+			if d.Text != "" {
+				text.WriteString(d.Text)
+				j.reply.set(text.String(), false)
+			}
+		}
+	}
+}
+
+// history builds the request's messages: the system prompt, then the
+// conversation up to the question being answered, in question order, within
+// the token budget.
+func (e *Engine) history(ctx context.Context, j *job, system string, budget int) ([]llm.Message, error) {
+	stored, err := e.store.History(ctx, j.conv.ID, conversation.HistoryQuery{Limit: e.cfg.HistoryLimit})
+	if err != nil {
+		return nil, fmt.Errorf("load history: %w", err)
+	}
+	ordered := orderHistory(stored, j.user.ID)
+	msgs := make([]llm.Message, 0, len(ordered)+1)
+	if system != "" {
+		msgs = append(msgs, llm.Message{Role: llm.RoleSystem, Content: system})
+	}
+	for _, m := range ordered {
+		msgs = append(msgs, llm.Message{Role: llm.Role(m.Role), Content: m.Text})
+	}
+	kept, dropped := llm.Fit(msgs, budget)
+	if dropped > 0 {
+		e.log.Debug("history trimmed", "conversation", j.conv.ID, "dropped", dropped)
+	}
+	return kept, nil
+}
+
+// orderHistory puts each answer right after the question it answers, drops
+// what the model should not see (failed or unfinished answers), and ends
+// with the question being answered: questions that came after it wait for
+// their own turn.
+func orderHistory(stored []conversation.Message, current int64) []conversation.Message {
+	answers := make(map[int64][]conversation.Message)
+	var out []conversation.Message
+	for _, m := range stored {
+		if m.Role == conversation.RoleAssistant {
+			if m.Status == conversation.StatusFailed || m.Status == conversation.StatusStreaming || strings.TrimSpace(m.Text) == "" {
+				continue
+			}
+			if m.ReplyTo != 0 {
+				answers[m.ReplyTo] = append(answers[m.ReplyTo], m)
+				continue
+			}
+		}
+		out = append(out, m)
+	}
+	var ordered []conversation.Message
+	for _, m := range out {
+		if m.Role == conversation.RoleUser && m.ID > current {
+			continue
+		}
+		if m.ID == current {
+			continue
+		}
+		ordered = append(ordered, m)
+		ordered = append(ordered, answers[m.ID]...)
+	}
+	for _, m := range stored {
+		if m.ID == current {
+			ordered = append(ordered, m)
+		}
+	}
+	return ordered
+}
+
+// settings resolves the model and system prompt for j: thread, channel,
+// user, workspace, then the configured default.
+func (e *Engine) settings(ctx context.Context, j *job) (model, system string) {
+	scopes := scopesFor(j.p.Name(), j.in.Workspace, j.in.Channel, j.conv.Key.Thread, j.in.Author)
+	model = e.cfg.DefaultModel
+	if v, _, ok, err := e.store.ResolveSetting(ctx, conversation.SettingModel, scopes...); err != nil {
+		e.log.Warn("resolve model", "err", err)
+	} else if ok {
+		model = v
+	}
+	if j.in.Model != "" {
+		model = j.in.Model
+	}
+	system = e.cfg.SystemPrompt
+	if v, _, ok, err := e.store.ResolveSetting(ctx, conversation.SettingSystemPrompt, scopes...); err != nil {
+		e.log.Warn("resolve system prompt", "err", err)
+	} else if ok {
+		system = v
+	}
+	return model, system
+}
+
+// scopesFor lists the setting scopes of a message, most specific first.
+func scopesFor(platform, workspace, channel, thread, user string) []conversation.Scope {
+	var s []conversation.Scope
+	if thread != "" {
+		s = append(s, conversation.Scope{Kind: conversation.ScopeThread, Platform: platform, Workspace: workspace, ID: channel + "/" + thread})
+	}
+	return append(s,
+		conversation.Scope{Kind: conversation.ScopeChannel, Platform: platform, Workspace: workspace, ID: channel},
+		conversation.Scope{Kind: conversation.ScopeUser, Platform: platform, Workspace: workspace, ID: user},
+		conversation.Scope{Kind: conversation.ScopeWorkspace, Platform: platform, Workspace: workspace},
+	)
+}
+
+// progress shows that the bot works until the first text is visible: at
+// once, then again as often as the platform's indicator needs. Where the
+// platform refuses it, a placeholder message shows progress instead.
+func (e *Engine) progress(j *job, done <-chan struct{}) {
+	every := j.p.Limits().ProgressEvery
+	for {
+		if j.reply.isVisible() {
+			return
+		}
+		if err := e.sched.acquire(j.ctx, prioFirst, j.reply.globalOnly...); err != nil {
+			return
+		}
+		err := j.p.Progress(j.ctx, j.dest, "is thinking…")
+		var rl *RateLimitError
+		if err != nil && !errors.As(err, &rl) && j.ctx.Err() == nil {
+			j.reply.setPlaceholder("_Thinking…_")
+			return
+		}
+		if every <= 0 {
+			return
+		}
+		t := time.NewTimer(every)
+		select {
+		case <-t.C:
+		case <-done:
+			t.Stop()
+			return
+		case <-j.ctx.Done():
+			t.Stop()
+			return
+		}
+	}
+}
+
+// finishStopped ends a job that was stopped before or while answering.
+func (e *Engine) finishStopped(j *job, text string, cause error) {
+	r := j.reply
+	r.mu.Lock()
+	flushing := r.flushing
+	r.mu.Unlock()
+	if !flushing && text == "" {
+		return // nothing was shown: nothing to take back
+	}
+	r.set(withNotice(text, stopNotice(cause)), true)
+	e.startFlush(j)
+	<-r.finished
+}
+
+// finishFailed shows a failure notice as the whole reply.
+func (e *Engine) finishFailed(j *job, notice string) {
+	j.reply.set(notice, true)
+	e.startFlush(j)
+	<-j.reply.finished
+}
+
+func withNotice(text, notice string) string {
+	if strings.TrimSpace(text) == "" {
+		return notice
+	}
+	return text + "\n\n" + notice
+}
+
+func stopNotice(cause error) string {
+	switch {
+	case errors.Is(cause, errStopDeleted):
+		return "⏹️ _Stopped: the question was deleted._"
+	case errors.Is(cause, errStopReaction):
+		return "⏹️ _Stopped._"
+	case errors.Is(cause, errShutdown):
+		return "⚠️ _Interrupted: Parley restarted. Ask again to get the whole answer._"
+	case errors.Is(cause, errReplyGone):
+		return "⏹️ _Stopped: the reply was deleted._"
+	default:
+		return "⏹️ _Stopped._"
+	}
+}

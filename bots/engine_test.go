@@ -1,0 +1,458 @@
+package bots_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/parleyhq/parley/bots"
+	"github.com/parleyhq/parley/bots/botstest"
+	"github.com/parleyhq/parley/conversation"
+	"github.com/parleyhq/parley/conversation/sqlite"
+	"github.com/parleyhq/parley/llm"
+	"github.com/parleyhq/parley/llm/llmtest"
+)
+
+type harness struct {
+	engine *bots.Engine
+	llm    *llmtest.Server
+	store  conversation.Store
+	p      *botstest.Platform
+}
+
+func newHarness(t *testing.T, enforced botstest.Enforced, cfg bots.Config) *harness {
+	t.Helper()
+	srv := llmtest.NewServer()
+	t.Cleanup(srv.Close)
+	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "parley.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := llm.New(llm.Config{BaseURL: srv.BaseURL(), APIKey: "test-key", DefaultModel: "fake-small", RetryBudget: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DefaultModel == "" {
+		cfg.DefaultModel = "fake-small"
+	}
+	e := bots.New(cfg, store, client)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		e.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		store.Close()
+	})
+	h := &harness{engine: e, llm: srv, store: store, p: botstest.New("fake", enforced)}
+	<-e.Started()
+	return h
+}
+
+// waitText waits until the platform's messages, joined, read want.
+func (h *harness) waitMessages(t *testing.T, what string, cond func(ms []botstest.Message) bool) []botstest.Message {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var ms []botstest.Message
+	if !h.p.WaitFor(ctx, func(p *botstest.Platform) bool {
+		ms = p.Messages()
+		return cond(ms)
+	}) {
+		t.Fatalf("timed out waiting for %s; messages: %+v", what, ms)
+	}
+	return ms
+}
+
+// waitStored waits until the conversation's newest answer has left the
+// streaming state, and returns the history.
+func (h *harness) waitStored(t *testing.T, key conversation.Key, answers int) []conversation.Message {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var done int
+		var hist []conversation.Message
+		conv, err := h.store.FindConversation(context.Background(), key)
+		if err == nil {
+			hist, err = h.store.History(context.Background(), conv.ID, conversation.HistoryQuery{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range hist {
+				if m.Role == conversation.RoleAssistant && m.Status != conversation.StatusStreaming {
+					done++
+				}
+			}
+		}
+		if done >= answers {
+			return hist
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %d stored answers; history: %+v", answers, hist)
+		}
+		<-time.After(5 * time.Millisecond)
+	}
+}
+
+func mention(id, thread, text string) bots.Incoming {
+	return bots.Incoming{Workspace: "W1", Channel: "C1", Thread: thread, MessageID: id, Author: "U1", Mentioned: true, Text: text}
+}
+
+func joined(ms []botstest.Message) string {
+	var b strings.Builder
+	for _, m := range ms {
+		b.WriteString(m.Text)
+	}
+	return b.String()
+}
+
+func TestMentionStreamsExactAnswer(t *testing.T) {
+	h := newHarness(t, botstest.DiscordLike, bots.Config{SystemPrompt: "Be brief."})
+	answer := "Hello there! This answer streams in **several** chunks, with `code` and a [link](https://example.com)."
+	h.llm.Answer = func(llmtest.Request) llmtest.Reply { return llmtest.Reply{Chunks: llmtest.Words(answer, 2)} }
+	if err := h.engine.Handle(context.Background(), h.p, mention("m1", "m1", "hi")); err != nil {
+		t.Fatal(err)
+	}
+	h.waitMessages(t, "the whole answer", func(ms []botstest.Message) bool { return len(ms) == 1 && ms[0].Text == answer })
+	hist := h.waitStored(t, conversation.Key{Platform: "fake", Workspace: "W1", Channel: "C1", Thread: "m1"}, 1)
+	if len(hist) != 2 || hist[1].Text != answer || hist[1].Status != conversation.StatusComplete || hist[1].Model != "fake-small" {
+		t.Fatalf("stored history %+v, want the question and the complete answer", hist)
+	}
+	reqs := h.llm.Requests()
+	if len(reqs) != 1 || reqs[0].Messages[0].Role != "system" || reqs[0].Messages[0].Text() != "Be brief." || reqs[0].Messages[1].Text() != "hi" {
+		t.Fatalf("request messages %+v, want the system prompt then the question", reqs)
+	}
+	if got := h.p.Messages()[0].Dest.Thread; got != "m1" {
+		t.Errorf("reply went to thread %q, want m1", got)
+	}
+	if s := h.p.Stats(); s.RateLimited != 0 || s.Progress == 0 {
+		t.Errorf("stats %+v: want progress shown and no 429", s)
+	}
+}
+
+func TestConversationRules(t *testing.T) {
+	tests := []struct {
+		name    string
+		setup   []bots.Incoming // answered before
+		in      bots.Incoming
+		answers bool
+	}{
+		{name: "mention in a channel", in: mention("m1", "m1", "hi"), answers: true},
+		{name: "DM without mention", in: bots.Incoming{Workspace: "W1", Channel: "D1", MessageID: "m1", Author: "U1", DM: true, Text: "hi"}, answers: true},
+		{name: "channel message without mention", in: bots.Incoming{Workspace: "W1", Channel: "C1", Thread: "m1", MessageID: "m1", Author: "U1", Text: "hi"}, answers: false},
+		{name: "bot message with mention", in: bots.Incoming{Workspace: "W1", Channel: "C1", Thread: "m1", MessageID: "m1", Author: "B1", AuthorIsBot: true, Mentioned: true, Text: "hi"}, answers: false},
+		{name: "empty mention", in: mention("m1", "m1", "  "), answers: false},
+		{name: "follow-up in the bot's thread", setup: []bots.Incoming{mention("m1", "m1", "hi")},
+			in: bots.Incoming{Workspace: "W1", Channel: "C1", Thread: "m1", MessageID: "m2", Author: "U2", Text: "and then?"}, answers: true},
+		{name: "message in another thread", setup: []bots.Incoming{mention("m1", "m1", "hi")},
+			in: bots.Incoming{Workspace: "W1", Channel: "C1", Thread: "m9", MessageID: "m2", Author: "U2", Text: "unrelated"}, answers: false},
+		{name: "same thread id in another workspace", setup: []bots.Incoming{mention("m1", "m1", "hi")},
+			in: bots.Incoming{Workspace: "W2", Channel: "C1", Thread: "m1", MessageID: "m2", Author: "U2", Text: "other team"}, answers: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, botstest.Enforced{}, bots.Config{})
+			h.llm.Answer = func(llmtest.Request) llmtest.Reply { return llmtest.Reply{Chunks: []string{"answer"}} }
+			ctx := context.Background()
+			for _, in := range tt.setup {
+				if err := h.engine.Handle(ctx, h.p, in); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want := len(tt.setup)
+			h.waitMessages(t, "setup answers", func(ms []botstest.Message) bool { return len(ms) == want && joined(ms) == strings.Repeat("answer", want) })
+			if err := h.engine.Handle(ctx, h.p, tt.in); err != nil {
+				t.Fatal(err)
+			}
+			if tt.answers {
+				want++
+			}
+			// A second, always-answered message in a DM proves the first
+			// was handled (messages are processed in order per engine
+			// call), without waiting for a silence.
+			probe := bots.Incoming{Workspace: "W9", Channel: "D9", MessageID: "probe", Author: "U9", DM: true, Text: "probe"}
+			if err := h.engine.Handle(ctx, h.p, probe); err != nil {
+				t.Fatal(err)
+			}
+			h.waitStored(t, conversation.Key{Platform: "fake", Workspace: "W9", Channel: "D9"}, 1)
+			if tt.answers {
+				h.waitMessages(t, "the answer", func(ms []botstest.Message) bool { return len(ms) == want+1 })
+			}
+			if got := len(h.llm.Requests()); got != want+1 {
+				t.Errorf("the model was asked %d times, want %d", got, want+1)
+			}
+		})
+	}
+}
+
+func TestFollowUpCarriesHistory(t *testing.T) {
+	h := newHarness(t, botstest.Enforced{}, bots.Config{})
+	n := 0
+	var mu sync.Mutex
+	h.llm.Answer = func(llmtest.Request) llmtest.Reply {
+		mu.Lock()
+		defer mu.Unlock()
+		n++
+		return llmtest.Reply{Chunks: []string{fmt.Sprintf("answer %d", n)}}
+	}
+	ctx := context.Background()
+	h.engine.Handle(ctx, h.p, mention("m1", "m1", "first question"))
+	key := conversation.Key{Platform: "fake", Workspace: "W1", Channel: "C1", Thread: "m1"}
+	h.waitStored(t, key, 1)
+	h.engine.Handle(ctx, h.p, bots.Incoming{Workspace: "W1", Channel: "C1", Thread: "m1", MessageID: "m2", Author: "U1", Text: "second question"})
+	h.waitStored(t, key, 2)
+	reqs := h.llm.Requests()
+	var got []string
+	for _, m := range reqs[1].Messages {
+		got = append(got, m.Role+": "+m.Text())
+	}
+	want := []string{"user: first question", "assistant: answer 1", "user: second question"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("second request messages %q, want %q", got, want)
+	}
+}
+
+func TestQueuedMessagesAnsweredInOrder(t *testing.T) {
+	h := newHarness(t, botstest.Enforced{}, bots.Config{})
+	hold := make(chan struct{})
+	h.llm.Answer = func(r llmtest.Request) llmtest.Reply {
+		q := r.Messages[len(r.Messages)-1].Text()
+		if q == "one" {
+			return llmtest.Reply{Chunks: []string{"first ", "answer"}, Hold: hold}
+		}
+		return llmtest.Reply{Chunks: []string{"answer to " + q}}
+	}
+	ctx := context.Background()
+	h.engine.Handle(ctx, h.p, bots.Incoming{Workspace: "W1", Channel: "D1", MessageID: "m1", Author: "U1", DM: true, Text: "one"})
+	h.waitMessages(t, "the first answer's start", func(ms []botstest.Message) bool { return len(ms) == 1 && ms[0].Text == "first " })
+	h.engine.Handle(ctx, h.p, bots.Incoming{Workspace: "W1", Channel: "D1", MessageID: "m2", Author: "U1", DM: true, Text: "two"})
+	h.waitMessages(t, "the queued notice", func(ms []botstest.Message) bool {
+		return len(ms) == 2 && strings.Contains(ms[1].Text, "Queued")
+	})
+	close(hold)
+	ms := h.waitMessages(t, "both answers", func(ms []botstest.Message) bool {
+		return len(ms) == 2 && ms[0].Text == "first answer" && ms[1].Text == "answer to two"
+	})
+	_ = ms
+	reqs := h.llm.Requests()
+	var got []string
+	for _, m := range reqs[1].Messages {
+		got = append(got, m.Text())
+	}
+	if strings.Join(got, "|") != "one|first answer|two" {
+		t.Fatalf("second request %q: want the first exchange, then the second question", got)
+	}
+}
+
+func TestDuplicatesAnsweredOnce(t *testing.T) {
+	h := newHarness(t, botstest.Enforced{}, bots.Config{})
+	ctx := context.Background()
+	in := mention("m1", "m1", "hi")
+	in.EventID = "Ev1"
+	h.engine.Handle(ctx, h.p, in)
+	h.engine.Handle(ctx, h.p, in) // a retried delivery
+	in.EventID = "Ev2"            // the same message as another event
+	h.engine.Handle(ctx, h.p, in)
+	h.waitStored(t, conversation.Key{Platform: "fake", Workspace: "W1", Channel: "C1", Thread: "m1"}, 1)
+	probe := bots.Incoming{Workspace: "W1", Channel: "D9", MessageID: "probe", Author: "U9", DM: true, Text: "probe"}
+	h.engine.Handle(ctx, h.p, probe)
+	h.waitStored(t, conversation.Key{Platform: "fake", Workspace: "W1", Channel: "D9"}, 1)
+	if got := len(h.llm.Requests()); got != 2 {
+		t.Fatalf("the model was asked %d times, want 2 (one answer, one probe)", got)
+	}
+}
+
+func TestFailures(t *testing.T) {
+	tests := []struct {
+		name   string
+		reply  llmtest.Reply
+		want   string // in the final text
+		prefix string // the final text starts with it
+		status conversation.Status
+	}{
+		{name: "model not found", reply: llmtest.Reply{Status: 404, Body: `{"error":{"message":"The model does not exist","code":"model_not_found"}}`},
+			want: "is not available", status: conversation.StatusFailed},
+		{name: "unauthorized", reply: llmtest.Reply{Status: 401, Body: `{"error":{"message":"bad key"}}`},
+			want: "LLM_API_KEY", status: conversation.StatusFailed},
+		{name: "rate limited", reply: llmtest.Reply{Status: 429, Body: `{"error":{"message":"slow down"}}`},
+			want: "Try again", status: conversation.StatusFailed},
+		{name: "cut mid-stream", reply: llmtest.Reply{Chunks: []string{"partial ", "answer ", "lost"}, CutAfter: 2},
+			prefix: "partial answer \n\n", want: "cut off", status: conversation.StatusPartial},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, botstest.Enforced{}, bots.Config{})
+			h.llm.Answer = func(llmtest.Request) llmtest.Reply { return tt.reply }
+			h.engine.Handle(context.Background(), h.p, mention("m1", "m1", "hi"))
+			hist := h.waitStored(t, conversation.Key{Platform: "fake", Workspace: "W1", Channel: "C1", Thread: "m1"}, 1)
+			if got := hist[len(hist)-1].Status; got != tt.status {
+				t.Errorf("stored status %q, want %q", got, tt.status)
+			}
+			ms := h.waitMessages(t, "the notice", func(ms []botstest.Message) bool {
+				return len(ms) == 1 && strings.Contains(ms[0].Text, tt.want)
+			})
+			if !strings.HasPrefix(ms[0].Text, tt.prefix) {
+				t.Errorf("final text %q, want it to start with %q", ms[0].Text, tt.prefix)
+			}
+			if strings.Contains(ms[0].Text, "test-key") {
+				t.Error("the reply shows the API key")
+			}
+		})
+	}
+}
+
+func TestStopByReaction(t *testing.T) {
+	h := newHarness(t, botstest.Enforced{}, bots.Config{})
+	hold := make(chan struct{})
+	defer close(hold)
+	h.llm.Answer = func(llmtest.Request) llmtest.Reply {
+		return llmtest.Reply{Chunks: []string{"never ", "ending"}, Hold: hold}
+	}
+	h.engine.Handle(context.Background(), h.p, mention("m1", "m1", "talk forever"))
+	ms := h.waitMessages(t, "the first text", func(ms []botstest.Message) bool { return len(ms) == 1 && ms[0].Text == "never " })
+	h.engine.Reacted(h.p, "W1", "C1", ms[0].ID, "U2", "octagonal_sign") // not the asker: ignored
+	h.engine.Reacted(h.p, "W1", "C1", ms[0].ID, "U1", "thumbsup")       // not a stop emoji
+	h.engine.Reacted(h.p, "W1", "C1", ms[0].ID, "U1", "octagonal_sign")
+	h.waitMessages(t, "the stop notice", func(ms []botstest.Message) bool {
+		return len(ms) == 1 && ms[0].Text == "never \n\n⏹️ _Stopped._"
+	})
+	hist := h.waitStored(t, conversation.Key{Platform: "fake", Workspace: "W1", Channel: "C1", Thread: "m1"}, 1)
+	if a := hist[len(hist)-1]; a.Status != conversation.StatusPartial || a.Text != "never " {
+		t.Errorf("stored answer %q (%s), want the partial text", a.Text, a.Status)
+	}
+}
+
+func TestStopByDeletingTheQuestion(t *testing.T) {
+	h := newHarness(t, botstest.Enforced{}, bots.Config{})
+	hold := make(chan struct{})
+	defer close(hold)
+	h.llm.Answer = func(llmtest.Request) llmtest.Reply {
+		return llmtest.Reply{Chunks: []string{"never ", "ending"}, Hold: hold}
+	}
+	h.engine.Handle(context.Background(), h.p, mention("m1", "m1", "talk forever"))
+	h.waitMessages(t, "the first text", func(ms []botstest.Message) bool { return len(ms) == 1 && ms[0].Text == "never " })
+	h.engine.Deleted(h.p, "W1", "C1", "m1")
+	h.waitMessages(t, "the stop notice", func(ms []botstest.Message) bool {
+		return len(ms) == 1 && strings.Contains(ms[0].Text, "question was deleted")
+	})
+}
+
+func TestLongAnswerSplitsWithFences(t *testing.T) {
+	enforced := botstest.DiscordLike
+	h := newHarness(t, enforced, bots.Config{})
+	var b strings.Builder
+	b.WriteString("Here is the program:\n\n```go\n")
+	for i := 0; b.Len() < 4500; i++ {
+		fmt.Fprintf(&b, "fmt.Println(\"line %d of a long program\")\n", i)
+	}
+	b.WriteString("```\n\nThat is all.")
+	answer := b.String()
+	h.llm.Answer = func(llmtest.Request) llmtest.Reply { return llmtest.Reply{Chunks: llmtest.Words(answer, 3)} }
+	h.engine.Handle(context.Background(), h.p, mention("m1", "m1", "write code"))
+	ms := h.waitMessages(t, "every part", func(ms []botstest.Message) bool {
+		return len(ms) == 3 && strings.HasSuffix(ms[2].Text, "That is all.")
+	})
+	for i, m := range ms {
+		if len([]rune(m.Text)) > 2000 {
+			t.Errorf("message %d has %d characters", i, len([]rune(m.Text)))
+		}
+		if strings.Count(m.Text, "```")%2 != 0 {
+			t.Errorf("message %d has unbalanced fences: %q", i, m.Text)
+		}
+	}
+	if !strings.HasPrefix(ms[1].Text, "```go\n") {
+		t.Errorf("second message does not reopen the go block: %.40q", ms[1].Text)
+	}
+	parts := bots.Split(answer, 2000)
+	for i := range parts {
+		if ms[i].Text != parts[i].Text {
+			t.Errorf("message %d is %.60q..., want %.60q...", i, ms[i].Text, parts[i].Text)
+		}
+	}
+	if s := h.p.Stats(); s.RateLimited != 0 {
+		t.Errorf("%d 429s, want none", s.RateLimited)
+	}
+}
+
+func TestRateLimitedEditsStillDeliverFinalText(t *testing.T) {
+	// The platform enforces tighter limits than it declares: 429s come,
+	// are waited out, and the final text is still exact.
+	enforced := botstest.Enforced{MaxChars: 2000, ChannelEdit: botstest.Limit{N: 2, Per: 300 * time.Millisecond, Window: true}, SharedChannel: true}
+	h := newHarness(t, enforced, bots.Config{})
+	h.p.SetDeclared(bots.Limits{MaxChars: 2000})
+	answer := strings.Repeat("tick tock ", 60)
+	h.llm.Answer = func(llmtest.Request) llmtest.Reply {
+		return llmtest.Reply{Chunks: llmtest.Words(answer, 1), Every: time.Millisecond}
+	}
+	h.engine.Handle(context.Background(), h.p, mention("m1", "m1", "count"))
+	h.waitMessages(t, "the whole answer", func(ms []botstest.Message) bool { return len(ms) == 1 && ms[0].Text == answer })
+	if s := h.p.Stats(); s.RateLimited == 0 {
+		t.Errorf("no 429 was answered: the test did not exercise Retry-After")
+	}
+}
+
+func TestModelCommand(t *testing.T) {
+	h := newHarness(t, botstest.Enforced{}, bots.Config{})
+	ctx := context.Background()
+	cmd := bots.Command{Workspace: "W1", Channel: "C1", User: "U1", Name: "model"}
+	if r := h.engine.Command(ctx, h.p, cmd); !strings.Contains(r.Text, "fake-small") || !strings.Contains(r.Text, "default") || !r.ChooseModel {
+		t.Errorf("/model shows %+v, want the default model and a picker", r)
+	}
+	cmd.Args = "fake-lrage"
+	if r := h.engine.Command(ctx, h.p, cmd); !strings.Contains(r.Text, "fake-large") {
+		t.Errorf("/model fake-lrage answers %q, want a suggestion of fake-large", r.Text)
+	}
+	cmd.Args = "fake-large"
+	if r := h.engine.Command(ctx, h.p, cmd); !strings.Contains(r.Text, "now answers with `fake-large`") {
+		t.Errorf("/model fake-large answers %q", r.Text)
+	}
+	h.engine.Handle(ctx, h.p, mention("m1", "m1", "which model?"))
+	h.waitStored(t, conversation.Key{Platform: "fake", Workspace: "W1", Channel: "C1", Thread: "m1"}, 1)
+	if got := h.llm.Requests()[0].Model; got != "fake-large" {
+		t.Errorf("the channel's answer used %q, want fake-large", got)
+	}
+	// In a thread, by mention: set for the thread only.
+	h.engine.Handle(ctx, h.p, bots.Incoming{Workspace: "W1", Channel: "C1", Thread: "m1", MessageID: "m2", Author: "U1", Mentioned: true, Text: "/model sora-2"})
+	h.waitMessages(t, "the command's answer", func(ms []botstest.Message) bool {
+		return len(ms) == 2 && strings.Contains(ms[1].Text, "in this thread")
+	})
+	cmd.Thread = "m1"
+	cmd.Args = ""
+	if r := h.engine.Command(ctx, h.p, cmd); !strings.Contains(r.Text, "sora-2") || !strings.Contains(r.Text, "thread") {
+		t.Errorf("/model in the thread shows %q, want sora-2 set for the thread", r.Text)
+	}
+}
+
+func TestResetForgets(t *testing.T) {
+	h := newHarness(t, botstest.Enforced{}, bots.Config{})
+	ctx := context.Background()
+	h.engine.Handle(ctx, h.p, bots.Incoming{Workspace: "W1", Channel: "D1", MessageID: "m1", Author: "U1", DM: true, Text: "remember 42"})
+	key := conversation.Key{Platform: "fake", Workspace: "W1", Channel: "D1"}
+	h.waitStored(t, key, 1)
+	r := h.engine.Command(ctx, h.p, bots.Command{Workspace: "W1", Channel: "D1", User: "U1", DM: true, Name: "reset"})
+	if !strings.Contains(r.Text, "forgot") {
+		t.Fatalf("/reset answers %q", r.Text)
+	}
+	h.engine.Handle(ctx, h.p, bots.Incoming{Workspace: "W1", Channel: "D1", MessageID: "m2", Author: "U1", DM: true, Text: "what number?"})
+	h.waitStored(t, key, 1)
+	reqs := h.llm.Requests()
+	if got := len(reqs[1].Messages); got != 1 {
+		t.Fatalf("after /reset the model saw %d messages, want only the new question", got)
+	}
+}
+
+func TestHandleBeforeRunFails(t *testing.T) {
+	e := bots.New(bots.Config{}, nil, nil)
+	err := e.Handle(context.Background(), botstest.New("fake", botstest.Enforced{}), mention("m1", "m1", "hi"))
+	if err == nil || errors.Is(err, context.Canceled) {
+		t.Fatalf("Handle before Run returned %v, want an error", err)
+	}
+}
