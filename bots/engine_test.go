@@ -168,7 +168,9 @@ func TestConversationRules(t *testing.T) {
 				}
 			}
 			want := len(tt.setup)
-			h.waitMessages(t, "setup answers", func(ms []botstest.Message) bool { return len(ms) == want && joined(ms) == strings.Repeat("answer", want) })
+			h.waitMessages(t, "setup answers", func(ms []botstest.Message) bool {
+				return len(ms) == want && joined(ms) == strings.Repeat("answer", want)
+			})
 			if err := h.engine.Handle(ctx, h.p, tt.in); err != nil {
 				t.Fatal(err)
 			}

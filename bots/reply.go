@@ -32,7 +32,7 @@ type reply struct {
 	sched  *scheduler
 	log    *slog.Logger
 	posted func(id string, first bool) // called for each new message
-	onGone func()                       // called when the platform says the reply is gone
+	onGone func()                      // called when the platform says the reply is gone
 
 	postBuckets []*bucket
 	editBuckets []*bucket
