@@ -1,0 +1,355 @@
+// Package console is a chat platform in the terminal: `parley console` talks
+// to the engine through standard input and output, with the same store and
+// LLM settings as the bot, for trying Parley without Slack or Discord.
+//
+// Each line read is a direct message; a line starting with "/" is a
+// command. The answer streams to the output as it arrives, and the next
+// line is read only when it is finished, so piped input is answered line by
+// line, in order. It is not a chat client for several people.
+package console
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/parleyhq/parley/bots"
+)
+
+// Names the engine stores console conversations under.
+const (
+	Name      = "console"
+	Workspace = "local"
+	Channel   = "console"
+)
+
+// Engine is what the console needs of bots.Engine.
+type Engine interface {
+	Handle(ctx context.Context, p bots.Platform, in bots.Incoming) error
+	Command(ctx context.Context, p bots.Platform, cmd bots.Command) bots.CommandReply
+}
+
+// Config configures a Terminal. Zero values are documented defaults.
+type Config struct {
+	In  io.Reader // lines to send; required
+	Out io.Writer // where answers are written; required
+	// User is the author of the lines, as stored; default "you".
+	User string
+	// Interactive says that In and Out are a terminal: a prompt is shown
+	// before each line, progress is shown while the answer has not begun,
+	// and a placeholder is replaced in place rather than followed by the
+	// answer on a new line.
+	Interactive bool
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// Terminal is the console platform. Create it with New and run it with Run.
+type Terminal struct {
+	cfg Config
+
+	mu     sync.Mutex
+	seq    int
+	shown  map[string]string // message id -> the text on screen
+	last   string            // the message written last
+	col0   bool              // the output is at the start of a line
+	status bool              // a progress line is on screen
+	turn   *turn             // the question being answered
+}
+
+// turn is a question waiting for its answer to finish.
+type turn struct {
+	id   string // the question's message id
+	done chan struct{}
+}
+
+var _ bots.Platform = (*Terminal)(nil)
+
+// New returns a Terminal.
+func New(cfg Config) *Terminal {
+	if cfg.User == "" {
+		cfg.User = "you"
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Terminal{cfg: cfg, shown: map[string]string{}, col0: true}
+}
+
+// Name returns "console".
+func (t *Terminal) Name() string { return Name }
+
+// Limits are those of a terminal: one message holds any answer, and
+// nothing is paced. FinalEdit is set because the final edit is how the
+// console learns that an answer is finished.
+func (t *Terminal) Limits() bots.Limits {
+	return bots.Limits{MaxChars: 1 << 30, FinalEdit: true}
+}
+
+// Run reads lines from In and has e answer each, one at a time, until the
+// end of In or ctx ends.
+//
+// A read of a terminal's standard input cannot be interrupted: when ctx
+// ends during one, Run closes In (when it is an io.Closer) and returns; the
+// reading goroutine ends with that read, or with the process.
+func (t *Terminal) Run(ctx context.Context, e Engine) error {
+	lines := make(chan string)
+	readErr := make(chan error, 1)
+	stop := make(chan struct{})
+	go func() {
+		defer close(lines)
+		r := bufio.NewReader(t.cfg.In)
+		for {
+			s, err := r.ReadString('\n')
+			if s != "" {
+				select {
+				case lines <- s:
+				case <-stop:
+					return
+				}
+			}
+			if err != nil {
+				if !errors.Is(err, io.EOF) {
+					readErr <- err
+				}
+				return
+			}
+		}
+	}()
+	defer func() {
+		close(stop)
+		if c, ok := t.cfg.In.(io.Closer); ok && ctx.Err() != nil {
+			c.Close()
+		}
+	}()
+
+	for {
+		t.prompt()
+		var line string
+		var ok bool
+		select {
+		case line, ok = <-lines:
+		case <-ctx.Done():
+			return nil
+		}
+		if !ok {
+			t.endLine()
+			select {
+			case err := <-readErr:
+				return fmt.Errorf("console: read input: %w", err)
+			default:
+				return nil
+			}
+		}
+		line = strings.TrimRight(line, "\r\n")
+		text := strings.TrimSpace(line)
+		switch {
+		case text == "":
+			continue
+		case strings.HasPrefix(text, "/"):
+			name, args, _ := strings.Cut(text[1:], " ")
+			reply := e.Command(ctx, t, bots.Command{
+				Workspace: Workspace, Channel: Channel, User: t.cfg.User, DM: true,
+				Name: strings.ToLower(name), Args: strings.TrimSpace(args),
+			})
+			t.printBlock(reply.Text)
+			continue
+		}
+		if err := t.ask(ctx, e, line); err != nil {
+			return err
+		}
+	}
+}
+
+// ask sends one line and waits until its answer is finished.
+func (t *Terminal) ask(ctx context.Context, e Engine, line string) error {
+	t.mu.Lock()
+	t.seq++
+	tr := &turn{id: "q" + strconv.Itoa(t.seq), done: make(chan struct{})}
+	t.turn = tr
+	t.mu.Unlock()
+	err := e.Handle(ctx, t, bots.Incoming{
+		Workspace: Workspace, Channel: Channel, MessageID: tr.id,
+		Author: t.cfg.User, AuthorName: t.cfg.User, DM: true,
+		Text: line, Time: t.cfg.Now(),
+	})
+	if err != nil {
+		t.mu.Lock()
+		t.turn = nil
+		t.mu.Unlock()
+		return fmt.Errorf("console: %w", err)
+	}
+	select {
+	case <-tr.done:
+		return nil
+	case <-ctx.Done():
+		return nil
+	}
+}
+
+// Post writes a new message.
+func (t *Terminal) Post(ctx context.Context, dest bots.Destination, text string) (string, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.seq++
+	id := "r" + strconv.Itoa(t.seq)
+	t.clearStatusLocked()
+	if !t.col0 {
+		t.writeLocked("\n")
+	}
+	t.shown[id] = text
+	t.last = id
+	return id, t.writeLocked(text)
+}
+
+// Edit shows the new text of message id: when it extends what is on
+// screen, only the new part; otherwise the lines from the first change on.
+// The final edit of the answer being waited for ends its turn.
+func (t *Terminal) Edit(ctx context.Context, dest bots.Destination, id, text string, final bool) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	old, ok := t.shown[id]
+	if !ok {
+		return bots.ErrGone
+	}
+	t.clearStatusLocked()
+	t.shown[id] = text
+	var err error
+	switch {
+	case id == t.last && strings.HasPrefix(text, old):
+		err = t.writeLocked(text[len(old):])
+	default:
+		err = t.rewriteLocked(id, old, text)
+	}
+	t.last = id
+	if final && t.turn != nil && dest.ReplyTo == t.turn.id {
+		if !t.col0 {
+			t.writeLocked("\n")
+		}
+		close(t.turn.done)
+		t.turn = nil
+	}
+	return err
+}
+
+// rewriteLocked shows a text that does not extend the one on screen (a
+// placeholder replaced by the answer). On a terminal a changed last line is
+// rewritten in place; otherwise the changed lines follow on a new line.
+func (t *Terminal) rewriteLocked(id, old, text string) error {
+	cp := commonPrefix(old, text)
+	ls := strings.LastIndexByte(text[:cp], '\n') + 1 // start of the changed line
+	if t.cfg.Interactive && id == t.last && !strings.Contains(old[ls:], "\n") && utf8.RuneCountInString(old[ls:]) < 80 {
+		// \r and "erase line" redo the one line that changed. Longer
+		// lines may have wrapped, which \r cannot undo.
+		return t.writeLocked("\r\x1b[K" + text[ls:])
+	}
+	if !t.col0 {
+		t.writeLocked("\n")
+	}
+	return t.writeLocked(text[ls:])
+}
+
+// Delete forgets message id; what was written stays on screen.
+func (t *Terminal) Delete(ctx context.Context, dest bots.Destination, id string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.shown[id]; !ok {
+		return bots.ErrGone
+	}
+	delete(t.shown, id)
+	return nil
+}
+
+// Progress shows status ("is thinking…") on a terminal until the answer
+// begins; it shows nothing when the output is not a terminal.
+func (t *Terminal) Progress(ctx context.Context, dest bots.Destination, status string) error {
+	if !t.cfg.Interactive {
+		return nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.clearStatusLocked()
+	if status == "" || !t.col0 {
+		return nil
+	}
+	t.status = true
+	// Dim, and not ended by a newline: the next write erases it.
+	return t.writeLocked("\x1b[2mparley " + status + "\x1b[0m")
+}
+
+func (t *Terminal) clearStatusLocked() {
+	if t.status {
+		t.status = false
+		t.writeLocked("\r\x1b[K")
+		t.col0 = true
+	}
+}
+
+// prompt shows "> " before a line is read from a terminal.
+func (t *Terminal) prompt() {
+	if !t.cfg.Interactive {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.col0 {
+		t.writeLocked("\n")
+	}
+	t.writeLocked("> ")
+	t.col0 = true // the user's Enter ends the line
+}
+
+// endLine ends the output with a newline (on a terminal, the prompt's
+// line, ended by ^D rather than Enter).
+func (t *Terminal) endLine() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.col0 || t.cfg.Interactive {
+		t.writeLocked("\n")
+	}
+}
+
+// printBlock writes a command's reply on lines of its own.
+func (t *Terminal) printBlock(text string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.clearStatusLocked()
+	if !t.col0 {
+		t.writeLocked("\n")
+	}
+	if text != "" {
+		t.writeLocked(strings.TrimRight(text, "\n") + "\n")
+	}
+}
+
+func (t *Terminal) writeLocked(s string) error {
+	if s == "" {
+		return nil
+	}
+	t.col0 = strings.HasSuffix(s, "\n")
+	if _, err := io.WriteString(t.cfg.Out, s); err != nil {
+		return fmt.Errorf("console: write: %w", err)
+	}
+	return nil
+}
+
+// commonPrefix returns the length of the longest common prefix of a and b
+// that ends on a rune boundary.
+func commonPrefix(a, b string) int {
+	n := min(len(a), len(b))
+	i := 0
+	for i < n && a[i] == b[i] {
+		i++
+	}
+	for i > 0 && i < len(b) && !utf8.RuneStart(b[i]) {
+		i--
+	}
+	return i
+}
