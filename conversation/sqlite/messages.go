@@ -16,12 +16,12 @@ import (
 )
 
 const messageColumns = `id, conversation_id, role, author, platform_id, text, model,
-	prompt_tokens, completion_tokens, status, attachments, created_at, updated_at`
+	prompt_tokens, completion_tokens, status, attachments, reply_to, created_at, updated_at`
 
 // prefixed returns messageColumns qualified by table alias a.
 func prefixed(a string) string {
 	return a + `.id, ` + a + `.conversation_id, ` + a + `.role, ` + a + `.author, ` + a + `.platform_id, ` + a + `.text, ` + a + `.model, ` +
-		a + `.prompt_tokens, ` + a + `.completion_tokens, ` + a + `.status, ` + a + `.attachments, ` + a + `.created_at, ` + a + `.updated_at`
+		a + `.prompt_tokens, ` + a + `.completion_tokens, ` + a + `.status, ` + a + `.attachments, ` + a + `.reply_to, ` + a + `.created_at, ` + a + `.updated_at`
 }
 
 // messageDest returns the scan destinations of messageColumns for m and a
@@ -32,7 +32,7 @@ func messageDest(m *conversation.Message) ([]any, func() error) {
 		created, updated        int64
 	)
 	dest := []any{&m.ID, &m.ConversationID, &m.Role, &m.Author, &platformID, &m.Text, &m.Model,
-		&m.PromptTokens, &m.CompletionTokens, &m.Status, &attachments, &created, &updated}
+		&m.PromptTokens, &m.CompletionTokens, &m.Status, &attachments, &m.ReplyTo, &created, &updated}
 	return dest, func() error {
 		m.PlatformID = platformID.String
 		m.CreatedAt, m.UpdatedAt = fromMicros(created), fromMicros(updated)
@@ -91,6 +91,10 @@ func nullable(s string) any {
 // Append adds m to conversation convID and returns it as stored. A zero
 // CreatedAt is set to now and an empty Status to StatusComplete. It returns
 // ErrNotFound when the conversation does not exist.
+//
+// A message whose ReplyTo names a message of the same conversation takes
+// its place in History right after that message (and after any earlier
+// answer to it), whenever it is appended.
 func (s *Store) Append(ctx context.Context, convID int64, m conversation.Message) (conversation.Message, bool, error) {
 	now := s.timestamp()
 	m.ID, m.ConversationID = 0, convID
@@ -115,18 +119,33 @@ func (s *Store) Append(ctx context.Context, convID int64, m conversation.Message
 		created bool
 	)
 	err = s.writeTx(ctx, func(tx *sql.Tx) error {
+		// An answer sorts right after its question; anything else (or an
+		// answer to a question not in this conversation) by itself.
+		sortAt, sortID := micros(m.CreatedAt), int64(0)
+		if m.ReplyTo != 0 {
+			err := tx.QueryRowContext(ctx, `SELECT sort_at, sort_id FROM messages WHERE id = ? AND conversation_id = ?`,
+				m.ReplyTo, convID).Scan(&sortAt, &sortID)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+		}
 		// The unique (platform_id, conversation_id) makes a redelivered
 		// message a no-op; NULL platform ids never collide.
 		err := tx.QueryRowContext(ctx, `INSERT INTO messages (conversation_id, role, author, platform_id, text, model,
-				prompt_tokens, completion_tokens, status, attachments, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+				prompt_tokens, completion_tokens, status, attachments, reply_to, created_at, updated_at, sort_at, sort_id)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT DO NOTHING RETURNING id`,
 			convID, m.Role, m.Author, nullable(m.PlatformID), m.Text, m.Model,
-			m.PromptTokens, m.CompletionTokens, m.Status, atts, micros(m.CreatedAt), micros(now),
+			m.PromptTokens, m.CompletionTokens, m.Status, atts, m.ReplyTo, micros(m.CreatedAt), micros(now), sortAt, sortID,
 		).Scan(&m.ID)
 		switch {
 		case err == nil:
 			stored, created = m, true
+			if sortID == 0 { // its own place, known now that it has an id
+				if _, err := tx.ExecContext(ctx, `UPDATE messages SET sort_id = id WHERE id = ?`, m.ID); err != nil {
+					return err
+				}
+			}
 			_, err = tx.ExecContext(ctx, `UPDATE conversations SET updated_at = ? WHERE id = ?`, micros(now), convID)
 			return err
 		case errors.Is(err, sql.ErrNoRows):
@@ -174,7 +193,8 @@ func (s *Store) UpdateMessage(ctx context.Context, m conversation.Message) error
 }
 
 // History returns the newest messages of a conversation within q, oldest
-// first (by CreatedAt, then by the order they were appended). MaxChars
+// first: by CreatedAt, then by the order they were appended, except that an
+// answer follows the question it replies to (see Append). MaxChars
 // counts characters (runes) and keeps the newest messages that fit
 // together. It returns ErrNotFound when the conversation does not exist.
 func (s *Store) History(ctx context.Context, convID int64, q conversation.HistoryQuery) ([]conversation.Message, error) {
@@ -203,7 +223,7 @@ func (s *Store) History(ctx context.Context, convID int64, q conversation.Histor
 // time, so a MaxChars budget stops the scan where it runs out.
 func (s *Store) history(ctx context.Context, convID int64, limit, maxChars int) ([]conversation.Message, error) {
 	rows, err := s.read.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages
-		WHERE conversation_id = ? ORDER BY created_at DESC, id DESC LIMIT ?`, convID, limit)
+		WHERE conversation_id = ? ORDER BY sort_at DESC, sort_id DESC, id DESC LIMIT ?`, convID, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -253,8 +273,10 @@ func (s *Store) Forget(ctx context.Context, convID int64) error {
 // Stranded returns the assistant messages still in StatusStreaming, of one
 // platform, oldest first.
 func (s *Store) Stranded(ctx context.Context, platform string) ([]conversation.Stranded, error) {
+	// CROSS JOIN makes SQLite start from the few streaming messages (their
+	// partial index) rather than from every conversation of the platform.
 	rows, err := s.read.QueryContext(ctx, `SELECT c.platform, c.workspace, c.channel, c.thread, `+prefixed("m")+`
-		FROM messages m JOIN conversations c ON c.id = m.conversation_id
+		FROM messages m CROSS JOIN conversations c ON c.id = m.conversation_id
 		WHERE m.status = 'streaming' AND m.role = 'assistant' AND c.platform = ?
 		ORDER BY m.created_at, m.id`, platform)
 	if err != nil {
@@ -294,8 +316,10 @@ func (s *Store) MessageByPlatformID(ctx context.Context, platform, workspace, pl
 	}
 	dest, finish := messageDest(&m)
 	dest = append([]any{&c.ID, &c.Key.Platform, &c.Key.Workspace, &c.Key.Channel, &c.Key.Thread, &created, &updated}, dest...)
+	// CROSS JOIN makes SQLite start from the message's platform id, not from
+	// every conversation of the workspace.
 	err := s.read.QueryRowContext(ctx, `SELECT c.id, c.platform, c.workspace, c.channel, c.thread, c.created_at, c.updated_at, `+prefixed("m")+`
-		FROM messages m JOIN conversations c ON c.id = m.conversation_id
+		FROM messages m CROSS JOIN conversations c ON c.id = m.conversation_id
 		WHERE m.platform_id = ? AND c.platform = ? AND c.workspace = ?
 		ORDER BY m.id DESC LIMIT 1`, platformID, platform, workspace).Scan(dest...)
 	if errors.Is(err, sql.ErrNoRows) {

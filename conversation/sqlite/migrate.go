@@ -80,7 +80,12 @@ func migrate(ctx context.Context, db *sql.DB, ms []migration, now time.Time) err
 			current, latest, conversation.ErrNewerSchema)
 	}
 	if current == latest {
-		return nil
+		// Write something all the same, so that a database the process
+		// cannot write fails here, at Open, rather than at the first message.
+		if _, err := tx.ExecContext(ctx, `UPDATE schema_version SET applied_at = applied_at WHERE version = ?`, current); err != nil {
+			return err
+		}
+		return tx.Commit()
 	}
 	for _, m := range ms[current:] {
 		if _, err := tx.ExecContext(ctx, m.sql); err != nil {

@@ -11,6 +11,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"runtime"
 	"time"
@@ -52,6 +53,11 @@ const busyTimeout = 10 * time.Second
 // A database written by a newer Parley is refused with an error wrapping
 // conversation.ErrNewerSchema.
 func Open(ctx context.Context, path string, opts Options) (*Store, error) {
+	return open(ctx, path, opts, migrationFiles)
+}
+
+// open is Open with the migrations read from fsys.
+func open(ctx context.Context, path string, opts Options, fsys fs.FS) (*Store, error) {
 	if path == "" {
 		return nil, errors.New("sqlite: open: the database path is empty; give a file name such as parley.db")
 	}
@@ -93,7 +99,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		s.write = write
 	}
 
-	ms, err := loadMigrations(migrationFiles)
+	ms, err := loadMigrations(fsys)
 	if err != nil {
 		s.write.Close()
 		return nil, err

@@ -14,7 +14,9 @@ import (
 func testAppendReturnsStored(t *testing.T, s conversation.Store) {
 	now := Now(t)()
 	c := mustConversation(t, s, key("C1", "1.1"))
+	question := mustAppend(t, s, c.ID, userMessage("What is in the report?", "1700000000.000200"))
 	in := conversation.Message{
+		ReplyTo:          question.ID,
 		Role:             conversation.RoleAssistant,
 		Author:           "B1",
 		PlatformID:       "1700000000.000300",
@@ -47,10 +49,10 @@ func testAppendReturnsStored(t *testing.T, s conversation.Store) {
 		t.Errorf("Append returned a message unlike the one given:%s", d)
 	}
 	h := mustHistory(t, s, c.ID, conversation.HistoryQuery{})
-	if len(h) != 1 {
-		t.Fatalf("History: got %d messages, want 1", len(h))
+	if len(h) != 2 {
+		t.Fatalf("History: got %d messages, want 2", len(h))
 	}
-	if d := diffMessage(h[0], want); d != "" {
+	if d := diffMessage(h[1], want); d != "" {
 		t.Errorf("History returned a message unlike the one appended:%s", d)
 	}
 
@@ -284,6 +286,41 @@ func testHistoryOrder(t *testing.T, s conversation.Store) {
 	}
 	if got := texts(mustHistory(t, s, c.ID, conversation.HistoryQuery{Limit: 2})); !slices.Equal(got, want[1:]) {
 		t.Errorf("History(Limit 2): got %q, want %q", got, want[1:])
+	}
+}
+
+func testHistoryAnswersFollowQuestions(t *testing.T, s conversation.Store) {
+	// Two questions arrive before the first answer is written: History
+	// still reads question, answer, question, answer.
+	c := mustConversation(t, s, key("C1", "1.1"))
+	answer := func(text string, q conversation.Message) conversation.Message {
+		return conversation.Message{Role: conversation.RoleAssistant, Author: "B1", Text: text, ReplyTo: q.ID, Status: conversation.StatusComplete}
+	}
+	q1 := mustAppend(t, s, c.ID, userMessage("q1", "1.1"))
+	clockOf(t).Advance(time.Second)
+	q2 := mustAppend(t, s, c.ID, userMessage("q2", "1.2"))
+	clockOf(t).Advance(time.Second)
+	a1 := mustAppend(t, s, c.ID, answer("a1", q1))
+	if a1.ReplyTo != q1.ID {
+		t.Errorf("Append: ReplyTo got %d, want %d", a1.ReplyTo, q1.ID)
+	}
+	clockOf(t).Advance(time.Second)
+	q3 := mustAppend(t, s, c.ID, userMessage("q3", "1.3"))
+	mustAppend(t, s, c.ID, answer("a2", q2))
+	mustAppend(t, s, c.ID, answer("a1 again", q1)) // a retry follows the first answer
+	mustAppend(t, s, c.ID, answer("a3", q3))
+	mustAppend(t, s, c.ID, answer("an answer to nothing here", conversation.Message{ID: q3.ID + 1000}))
+
+	want := []string{"q1", "a1", "a1 again", "q2", "a2", "q3", "a3", "an answer to nothing here"}
+	h := mustHistory(t, s, c.ID, conversation.HistoryQuery{})
+	if got := texts(h); !slices.Equal(got, want) {
+		t.Errorf("History: got %q, want %q (each answer right after its question)", got, want)
+	}
+	if got := texts(mustHistory(t, s, c.ID, conversation.HistoryQuery{Limit: 4})); !slices.Equal(got, want[4:]) {
+		t.Errorf("History(Limit 4): got %q, want %q", got, want[4:])
+	}
+	if len(h) > 1 && h[1].ReplyTo != q1.ID {
+		t.Errorf("History: ReplyTo of a1 got %d, want %d", h[1].ReplyTo, q1.ID)
 	}
 }
 

@@ -36,6 +36,7 @@ func Run(t *testing.T, newStore func(t *testing.T) conversation.Store) {
 		{"History/Bounds", testHistoryBounds},
 		{"History/MaxChars", testHistoryMaxChars},
 		{"History/OrderedByCreatedAt", testHistoryOrder},
+		{"History/AnswersFollowQuestions", testHistoryAnswersFollowQuestions},
 		{"History/EmptyAndUnknown", testHistoryEmptyAndUnknown},
 		{"Forget", testForget},
 		{"Stranded", testStranded},
@@ -215,6 +216,9 @@ func diffMessage(got, want conversation.Message) string {
 	}
 	if got.CompletionTokens != want.CompletionTokens {
 		add("CompletionTokens", got.CompletionTokens, want.CompletionTokens)
+	}
+	if got.ReplyTo != want.ReplyTo {
+		add("ReplyTo", got.ReplyTo, want.ReplyTo)
 	}
 	if got.Status != want.Status {
 		add("Status", got.Status, want.Status)
