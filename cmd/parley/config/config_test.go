@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -399,5 +401,32 @@ func TestSecret(t *testing.T) {
 	}
 	if s.Reveal() != llmKey {
 		t.Error("Reveal does not return the value")
+	}
+}
+
+// .env.example documents every variable, and reads as a valid .env file
+// once its commented defaults are uncommented.
+func TestEnvExample(t *testing.T) {
+	b, err := os.ReadFile("../../../.env.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	if _, err := ParseDotenv(text); err != nil {
+		t.Errorf(".env.example does not parse: %v", err)
+	}
+	var raw env
+	for _, f := range fields(&raw) {
+		if !strings.Contains(text, "\n#"+f.name+"=") && !strings.Contains(text, "\n"+f.name+"=") {
+			t.Errorf(".env.example does not document %s", f.name)
+		}
+	}
+	uncommented := regexp.MustCompile(`(?m)^#([A-Z_]+=)`).ReplaceAllString(text, "$1")
+	dotenv, err := ParseDotenv(uncommented)
+	if err != nil {
+		t.Fatalf("uncommented .env.example does not parse: %v", err)
+	}
+	if _, err := Load(context.Background(), envconfig.MapLookuper(nil), dotenv, ForInspect); err != nil {
+		t.Errorf("the examples of .env.example do not load: %v", err)
 	}
 }
