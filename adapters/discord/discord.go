@@ -165,6 +165,8 @@ func newAdapter(opts Options, e engine, logger *slog.Logger) (*Adapter, error) {
 			ChannelPost:   bots.Rate{Every: time.Second, Burst: 5},
 			ChannelEdit:   bots.Rate{Every: time.Second, Burst: 5},
 			SharedChannel: true,
+			// A thread is a channel with buckets of its own.
+			ThreadBuckets: true,
 			Global:        bots.Rate{Every: time.Second / globalLimit, Burst: globalLimit},
 			// Typing lasts 10 s; repeat it before it fades.
 			ProgressEvery: 8 * time.Second,

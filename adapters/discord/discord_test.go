@@ -92,7 +92,7 @@ func TestIncomingMapping(t *testing.T) {
 	t.Parallel()
 	fake := discordtest.New(t, discordtest.Options{})
 	rec := newRecorder()
-	run(t, fake, rec, Options{})
+	a := run(t, fake, rec, Options{})
 	ch := fake.AddChannel("general")
 	ann := fake.AddUser("ann")
 	other := fake.AddBot("otherbot")
@@ -131,6 +131,22 @@ func TestIncomingMapping(t *testing.T) {
 		m := fake.Post(ch, ann, "second", first.ID)
 		if got := rec.incoming(t, m.ID); got.ReplyTo != first.ID || got.Thread != m.ID {
 			t.Errorf("got reply to %q thread %q, want %q %q", got.ReplyTo, got.Thread, first.ID, m.ID)
+		}
+	})
+	t.Run("reply to the bot without a typed mention", func(t *testing.T) {
+		mine := fake.Post(ch, ann, bot+" question", "")
+		rec.incoming(t, mine.ID)
+		answer, err := a.Post(t.Context(), bots.Destination{Channel: ch}, "answer")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := fake.Post(ch, ann, "and then?", answer)
+		if got := rec.incoming(t, m.ID); got.Mentioned || got.ReplyTo != answer {
+			t.Errorf("got mentioned %v reply to %q, want false %q: the reply's ping is not a mention", got.Mentioned, got.ReplyTo, answer)
+		}
+		m = fake.Post(ch, ann, bot+" and then?", answer)
+		if got := rec.incoming(t, m.ID); !got.Mentioned {
+			t.Error("a typed mention in a reply is not a mention")
 		}
 	})
 	t.Run("DM", func(t *testing.T) {

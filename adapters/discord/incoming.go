@@ -61,11 +61,7 @@ func (a *Adapter) incoming(ctx context.Context, m *discordgo.Message) bots.Incom
 		ref.Type == discordgo.MessageReferenceTypeDefault && ref.MessageID != "" {
 		in.ReplyTo = ref.MessageID
 	}
-	for _, u := range m.Mentions {
-		if u != nil && bot != "" && u.ID == bot {
-			in.Mentioned = true
-		}
-	}
+	in.Mentioned = mentioned(m, bot)
 	for _, f := range m.Attachments {
 		if f == nil {
 			continue
@@ -75,6 +71,29 @@ func (a *Adapter) incoming(ctx context.Context, m *discordgo.Message) bots.Incom
 		})
 	}
 	return in
+}
+
+// mentioned reports whether m mentions the bot. A reply to the bot's
+// message lists the bot in mentions when the reply pings (Discord's
+// default), though nobody typed a mention: that implicit ping is not a
+// mention, so the reply continues the conversation it replies to (see
+// ReplyTo) instead of starting a new one.
+func mentioned(m *discordgo.Message, bot string) bool {
+	if bot == "" {
+		return false
+	}
+	listed := false
+	for _, u := range m.Mentions {
+		if u != nil && u.ID == bot {
+			listed = true
+		}
+	}
+	if !listed {
+		return false
+	}
+	typed := strings.Contains(m.Content, "<@"+bot+">") || strings.Contains(m.Content, "<@!"+bot+">")
+	replyToBot := m.ReferencedMessage != nil && m.ReferencedMessage.Author != nil && m.ReferencedMessage.Author.ID == bot
+	return typed || !replyToBot
 }
 
 func displayName(m *discordgo.Message) string {

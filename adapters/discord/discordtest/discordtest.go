@@ -437,7 +437,9 @@ func (s *Server) Response(id string) (Response, bool) {
 var mentionRE = regexp.MustCompile(`<@!?([0-9]+)>`)
 
 // Post sends a user's message: the server keeps it and dispatches
-// MESSAGE_CREATE. ReplyTo makes it a reply. It returns the message.
+// MESSAGE_CREATE. A non-empty replyTo makes it a reply, which pings the
+// replied message's author as Discord does by default. It returns the
+// message.
 func (s *Server) Post(channel string, author User, content string, replyTo string) Message {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -552,6 +554,11 @@ func (s *Server) messageJSONLocked(m *Message) map[string]any {
 		if u, ok := s.users[sm[1]]; ok && !slices.Contains(mentions, u) {
 			mentions = append(mentions, u)
 		}
+	}
+	// A reply pings the author of the message it replies to (Discord's
+	// default): that author is listed among the mentions.
+	if r, ok := s.messages[m.ReplyTo]; ok && m.ReplyTo != "" && !slices.Contains(mentions, r.Author) && m.Author.ID != s.BotID {
+		mentions = append(mentions, r.Author)
 	}
 	d := map[string]any{
 		"id": m.ID, "channel_id": m.ChannelID, "author": m.Author, "content": m.Content,
