@@ -27,7 +27,7 @@ func (s *Store) Conversation(ctx context.Context, key conversation.Key) (convers
 		return conversation.Conversation{}, errors.New("sqlite: conversation: the key has no platform")
 	}
 	// Most calls find it: look on the read pool first, leaving the writer free.
-	c, err := s.find(ctx, s.read, key)
+	c, err := scanConversation(s.stmts.findConversation.QueryRowContext(ctx, key.Platform, key.Workspace, key.Channel, key.Thread))
 	if err == nil || !errors.Is(err, sql.ErrNoRows) {
 		return c, wrapConversationErr(key, err)
 	}
@@ -46,7 +46,7 @@ func (s *Store) Conversation(ctx context.Context, key conversation.Key) (convers
 
 // FindConversation returns the conversation for key or ErrNotFound.
 func (s *Store) FindConversation(ctx context.Context, key conversation.Key) (conversation.Conversation, error) {
-	c, err := s.find(ctx, s.read, key)
+	c, err := scanConversation(s.stmts.findConversation.QueryRowContext(ctx, key.Platform, key.Workspace, key.Channel, key.Thread))
 	if errors.Is(err, sql.ErrNoRows) {
 		return c, fmt.Errorf("sqlite: conversation %s/%s/%s/%s: %w", key.Platform, key.Workspace, key.Channel, key.Thread, conversation.ErrNotFound)
 	}

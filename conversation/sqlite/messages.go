@@ -131,10 +131,7 @@ func (s *Store) Append(ctx context.Context, convID int64, m conversation.Message
 		}
 		// The unique (platform_id, conversation_id) makes a redelivered
 		// message a no-op; NULL platform ids never collide.
-		err := tx.QueryRowContext(ctx, `INSERT INTO messages (conversation_id, role, author, platform_id, text, model,
-				prompt_tokens, completion_tokens, status, attachments, reply_to, created_at, updated_at, sort_at, sort_id)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT DO NOTHING RETURNING id`,
+		err := tx.StmtContext(ctx, s.stmts.insertMessage).QueryRowContext(ctx,
 			convID, m.Role, m.Author, nullable(m.PlatformID), m.Text, m.Model,
 			m.PromptTokens, m.CompletionTokens, m.Status, atts, m.ReplyTo, micros(m.CreatedAt), micros(now), sortAt, sortID,
 		).Scan(&m.ID)
@@ -146,7 +143,7 @@ func (s *Store) Append(ctx context.Context, convID int64, m conversation.Message
 					return err
 				}
 			}
-			_, err = tx.ExecContext(ctx, `UPDATE conversations SET updated_at = ? WHERE id = ?`, micros(now), convID)
+			_, err = tx.StmtContext(ctx, s.stmts.touchConversation).ExecContext(ctx, micros(now), convID)
 			return err
 		case errors.Is(err, sql.ErrNoRows):
 			stored, err = scanMessage(tx.QueryRowContext(ctx, `SELECT `+messageColumns+` FROM messages
@@ -222,8 +219,7 @@ func (s *Store) History(ctx context.Context, convID int64, q conversation.Histor
 // history returns the newest messages, newest first. Rows are read one at a
 // time, so a MaxChars budget stops the scan where it runs out.
 func (s *Store) history(ctx context.Context, convID int64, limit, maxChars int) ([]conversation.Message, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages
-		WHERE conversation_id = ? ORDER BY sort_at DESC, sort_id DESC, id DESC LIMIT ?`, convID, limit)
+	rows, err := s.stmts.history.QueryContext(ctx, convID, limit)
 	if err != nil {
 		return nil, err
 	}

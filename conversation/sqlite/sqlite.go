@@ -38,6 +38,7 @@ type Store struct {
 	path  string
 	write *sql.DB
 	read  *sql.DB
+	stmts statements
 	now   func() time.Time
 }
 
@@ -134,6 +135,10 @@ func open(ctx context.Context, path string, opts Options, fsys fs.FS) (*Store, e
 		}
 		s.read = read
 	}
+	if err := s.prepare(ctx); err != nil {
+		s.closeDBs()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
 	return s, nil
 }
 
@@ -181,15 +186,20 @@ func sqliteCode(err error) int {
 
 // Close releases the store's connections.
 func (s *Store) Close() error {
+	s.stmts.close()
+	if err := s.closeDBs(); err != nil {
+		return fmt.Errorf("sqlite: close %s: %w", s.path, err)
+	}
+	return nil
+}
+
+func (s *Store) closeDBs() error {
 	var errs []error
 	if s.read != s.write {
 		errs = append(errs, s.read.Close())
 	}
 	errs = append(errs, s.write.Close())
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("sqlite: close %s: %w", s.path, err)
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // writeTx runs fn in a transaction on the writer.

@@ -1,0 +1,96 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/parleyhq/parley/conversation"
+)
+
+// scopeID returns the id a scope is stored under, or an error for a scope
+// the store does not know. ScopeWorkspace has no id.
+func scopeID(sc conversation.Scope) (string, error) {
+	switch sc.Kind {
+	case conversation.ScopeThread, conversation.ScopeChannel, conversation.ScopeUser:
+		return sc.ID, nil
+	case conversation.ScopeWorkspace:
+		return "", nil
+	}
+	return "", fmt.Errorf("unknown scope kind %q; want thread, channel, user or workspace", sc.Kind)
+}
+
+// SetSetting stores a setting for a scope; an empty value removes it.
+func (s *Store) SetSetting(ctx context.Context, scope conversation.Scope, name conversation.Setting, value string) error {
+	id, err := scopeID(scope)
+	if err != nil {
+		return fmt.Errorf("postgres: set %s: %w", name, err)
+	}
+	if value == "" {
+		_, err = s.pool.Exec(ctx, `DELETE FROM settings
+			WHERE platform = $1 AND workspace = $2 AND scope_kind = $3 AND scope_id = $4 AND name = $5`,
+			scope.Platform, scope.Workspace, scope.Kind, id, name)
+	} else {
+		_, err = s.pool.Exec(ctx, `INSERT INTO settings (platform, workspace, scope_kind, scope_id, name, value, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)
+			ON CONFLICT (platform, workspace, scope_kind, scope_id, name)
+			DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+			scope.Platform, scope.Workspace, scope.Kind, id, name, value, s.timestamp())
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: set %s for %s %s: %w", name, scope.Kind, id, err)
+	}
+	return nil
+}
+
+// ResolveSetting returns the value of the first scope in scopes that has
+// the setting, and that scope; ok is false when none has it. It reads all
+// the scopes in one query.
+func (s *Store) ResolveSetting(ctx context.Context, name conversation.Setting, scopes ...conversation.Scope) (string, conversation.Scope, bool, error) {
+	if len(scopes) == 0 {
+		return "", conversation.Scope{}, false, nil
+	}
+	var (
+		where strings.Builder
+		args  = []any{name}
+	)
+	for i, sc := range scopes {
+		id, err := scopeID(sc)
+		if err != nil {
+			return "", conversation.Scope{}, false, fmt.Errorf("postgres: resolve %s: %w", name, err)
+		}
+		if i > 0 {
+			where.WriteString(" OR ")
+		}
+		n := len(args)
+		fmt.Fprintf(&where, "(platform = $%d AND workspace = $%d AND scope_kind = $%d AND scope_id = $%d)", n+1, n+2, n+3, n+4)
+		args = append(args, sc.Platform, sc.Workspace, sc.Kind, id)
+	}
+	rows, err := s.pool.Query(ctx, `SELECT platform, workspace, scope_kind, scope_id, value FROM settings
+		WHERE name = $1 AND (`+where.String()+`)`, args...)
+	if err != nil {
+		return "", conversation.Scope{}, false, fmt.Errorf("postgres: resolve %s: %w", name, err)
+	}
+	defer rows.Close()
+	found := map[conversation.Scope]string{}
+	for rows.Next() {
+		var sc conversation.Scope
+		var value string
+		if err := rows.Scan(&sc.Platform, &sc.Workspace, &sc.Kind, &sc.ID, &value); err != nil {
+			return "", conversation.Scope{}, false, fmt.Errorf("postgres: resolve %s: %w", name, err)
+		}
+		found[sc] = value
+	}
+	if err := rows.Err(); err != nil {
+		return "", conversation.Scope{}, false, fmt.Errorf("postgres: resolve %s: %w", name, err)
+	}
+	for _, sc := range scopes {
+		id, _ := scopeID(sc)
+		stored := sc
+		stored.ID = id
+		if value, ok := found[stored]; ok {
+			return value, sc, true, nil
+		}
+	}
+	return "", conversation.Scope{}, false, nil
+}
