@@ -189,8 +189,8 @@ func (s *Store) UpdateMessage(ctx context.Context, m conversation.Message) error
 
 // historyPage is how many messages History reads at a time while a
 // MaxChars budget lasts, so a small budget does not drag a long
-// conversation over the network.
-const historyPage = 100
+// conversation over the network. Tests make it small.
+var historyPage = 100
 
 // History returns the newest messages of a conversation within q, oldest
 // first: by CreatedAt, then by the order they were appended, except that an

@@ -92,6 +92,17 @@ func TestStore(t *testing.T) {
 	})
 }
 
+// TestStoreSmallPages runs the suite with History reading two messages at
+// a time, so that its paging is exercised.
+func TestStoreSmallPages(t *testing.T) {
+	needDB(t)
+	defer func(n int) { historyPage = n }(historyPage)
+	historyPage = 2
+	storetest.Run(t, func(t *testing.T) conversation.Store {
+		return openStore(t, freshURL(t))
+	})
+}
+
 // TestShared opens two pools on one schema, as two replicas would.
 func TestShared(t *testing.T) {
 	needDB(t)
