@@ -4,12 +4,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"net/url"
 	"os"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/parleyhq/parley/conversation"
 	"github.com/parleyhq/parley/conversation/storetest"
@@ -28,7 +30,7 @@ func freshURL(tb testing.TB) string {
 	b := make([]byte, 8)
 	rand.Read(b)
 	schema := "parley_test_" + hex.EncodeToString(b)
-	admin, err := pgx.Connect(tb.Context(), base)
+	admin, err := connectAdmin(tb.Context(), base)
 	if err != nil {
 		tb.Fatalf("connect to %s: %v", envURL, err)
 	}
@@ -38,7 +40,7 @@ func freshURL(tb testing.TB) string {
 	}
 	tb.Cleanup(func() {
 		// tb's context has ended by now.
-		admin, err := pgx.Connect(context.Background(), base)
+		admin, err := connectAdmin(context.Background(), base)
 		if err != nil {
 			tb.Errorf("connect to drop schema %s: %v", schema, err)
 			return
@@ -49,6 +51,16 @@ func freshURL(tb testing.TB) string {
 		}
 	})
 	return withSearchPath(tb, base, schema)
+}
+
+// connectAdmin connects to url without the pool; the url may carry pool
+// settings (pool_max_conns) that a lone connection does not take.
+func connectAdmin(ctx context.Context, url string) (*pgx.Conn, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, errors.New("the url is malformed")
+	}
+	return pgx.ConnectConfig(ctx, cfg.ConnConfig)
 }
 
 // needDB returns the test database's url, or skips tb.
@@ -77,7 +89,12 @@ func withSearchPath(tb testing.TB, base, schema string) string {
 
 func openStore(tb testing.TB, url string) *Store {
 	tb.Helper()
-	s, err := Open(tb.Context(), url, Options{Now: storetest.Now(tb)})
+	return openWith(tb, url, Options{Now: storetest.Now(tb)})
+}
+
+func openWith(tb testing.TB, url string, opts Options) *Store {
+	tb.Helper()
+	s, err := Open(tb.Context(), url, opts)
 	if err != nil {
 		tb.Fatalf("Open: %v", err)
 	}
@@ -112,10 +129,12 @@ func TestShared(t *testing.T) {
 	})
 }
 
+// The benchmarks run on the real clock.
+
 func BenchmarkHistoryLast50(b *testing.B) {
-	storetest.BenchHistoryLast50(b, openStore(b, freshURL(b)))
+	storetest.BenchHistoryLast50(b, openWith(b, freshURL(b), Options{}))
 }
 
 func BenchmarkAppendParallel(b *testing.B) {
-	storetest.BenchAppendParallel(b, openStore(b, freshURL(b)))
+	storetest.BenchAppendParallel(b, openWith(b, freshURL(b), Options{}))
 }

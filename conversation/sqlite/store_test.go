@@ -11,7 +11,12 @@ import (
 
 func open(t testing.TB, path string) *sqlite.Store {
 	t.Helper()
-	s, err := sqlite.Open(t.Context(), path, sqlite.Options{Now: storetest.Now(t)})
+	return openWith(t, path, sqlite.Options{Now: storetest.Now(t)})
+}
+
+func openWith(t testing.TB, path string, opts sqlite.Options) *sqlite.Store {
+	t.Helper()
+	s, err := sqlite.Open(t.Context(), path, opts)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -43,10 +48,12 @@ func TestShared(t *testing.T) {
 	})
 }
 
+// The benchmarks run on the real clock.
+
 func BenchmarkHistoryLast50(b *testing.B) {
-	storetest.BenchHistoryLast50(b, open(b, filepath.Join(b.TempDir(), "parley.db")))
+	storetest.BenchHistoryLast50(b, openWith(b, filepath.Join(b.TempDir(), "parley.db"), sqlite.Options{}))
 }
 
 func BenchmarkAppendParallel(b *testing.B) {
-	storetest.BenchAppendParallel(b, open(b, filepath.Join(b.TempDir(), "parley.db")))
+	storetest.BenchAppendParallel(b, openWith(b, filepath.Join(b.TempDir(), "parley.db"), sqlite.Options{}))
 }
