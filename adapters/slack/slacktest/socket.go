@@ -1,0 +1,329 @@
+package slacktest
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// socket is the fake's Socket Mode side. Guarded by Server.mu, except the
+// goroutines' WaitGroup.
+type socket struct {
+	conn        *websocket.Conn
+	connections int
+	pending     []*envelope // sent or waiting to be sent, not acknowledged
+	acks        map[string]json.RawMessage
+	closed      bool
+	done        chan struct{}
+	wg          sync.WaitGroup
+}
+
+type envelope struct {
+	id    string
+	body  map[string]any
+	tries int
+}
+
+func (k *socket) init() {
+	k.acks = make(map[string]json.RawMessage)
+	k.done = make(chan struct{})
+}
+
+func (k *socket) wait() { k.wg.Wait() }
+
+func (s *Server) serveSocket(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Get("ticket") == "" {
+		http.Error(w, "no ticket", http.StatusUnauthorized)
+		return
+	}
+	conn, err := upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sock.closed {
+		conn.Close()
+		return
+	}
+	if old := s.sock.conn; old != nil {
+		old.Close()
+	}
+	s.sock.conn = conn
+	s.sock.connections++
+	s.writeLocked(map[string]any{
+		"type": "hello", "num_connections": 1,
+		"connection_info": map[string]any{"app_id": "A0APP"},
+		"debug_info":      map[string]any{"host": "fake", "approximate_connection_time": 3600},
+	})
+	// Slack delivers again what was not acknowledged.
+	for _, e := range s.sock.pending {
+		s.deliverLocked(e)
+	}
+	s.changedLocked()
+	s.sock.wg.Add(2)
+	go s.readAcks(conn)
+	go s.ping(conn)
+}
+
+// readAcks records the acknowledgements read from conn.
+func (s *Server) readAcks(conn *websocket.Conn) {
+	defer s.sock.wg.Done()
+	for {
+		_, data, err := conn.ReadMessage()
+		if err != nil {
+			return
+		}
+		var ack struct {
+			EnvelopeID string          `json:"envelope_id"`
+			Payload    json.RawMessage `json:"payload"`
+		}
+		if json.Unmarshal(data, &ack) != nil || ack.EnvelopeID == "" {
+			continue
+		}
+		s.mu.Lock()
+		if ack.Payload == nil {
+			ack.Payload = json.RawMessage("null")
+		}
+		s.sock.acks[ack.EnvelopeID] = ack.Payload
+		for i, e := range s.sock.pending {
+			if e.id == ack.EnvelopeID {
+				s.sock.pending = append(s.sock.pending[:i], s.sock.pending[i+1:]...)
+				break
+			}
+		}
+		s.changedLocked()
+		s.mu.Unlock()
+	}
+}
+
+// ping pings conn as Slack does; a client that hears no ping reconnects.
+func (s *Server) ping(conn *websocket.Conn) {
+	defer s.sock.wg.Done()
+	t := time.NewTicker(s.cfg.PingEvery)
+	defer t.Stop()
+	for {
+		if err := conn.WriteControl(websocket.PingMessage, []byte("ping"), time.Now().Add(5*time.Second)); err != nil {
+			return
+		}
+		select {
+		case <-s.sock.done:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// writeLocked writes v to the current connection, if any.
+func (s *Server) writeLocked(v any) {
+	if s.sock.conn == nil {
+		return
+	}
+	_ = s.sock.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if err := s.sock.conn.WriteJSON(v); err != nil {
+		s.sock.conn.Close()
+		s.sock.conn = nil
+	}
+}
+
+func (s *Server) deliverLocked(e *envelope) {
+	if e.tries > 0 {
+		e.body["retry_attempt"] = e.tries
+		e.body["retry_reason"] = "timeout"
+	}
+	e.tries++
+	s.writeLocked(e.body)
+}
+
+// sendLocked queues an envelope and delivers it when a socket is open.
+func (s *Server) sendLocked(body map[string]any) string {
+	s.envelopeSeq++
+	id := fmt.Sprintf("env-%d", s.envelopeSeq)
+	body["envelope_id"] = id
+	e := &envelope{id: id, body: body}
+	s.sock.pending = append(s.sock.pending, e)
+	s.deliverLocked(e)
+	s.changedLocked()
+	return id
+}
+
+func (s *Server) newEventIDLocked() string {
+	s.seq++
+	return fmt.Sprintf("Ev%06d", s.seq)
+}
+
+func (s *Server) eventsEnvelopeLocked(eventID string, event map[string]any) map[string]any {
+	return map[string]any{
+		"type":                     "events_api",
+		"accepts_response_payload": false,
+		"retry_attempt":            0,
+		"payload":                  s.callbackLocked(eventID, event),
+	}
+}
+
+func (s *Server) callbackLocked(eventID string, event map[string]any) map[string]any {
+	return map[string]any{
+		"token": "verification-token", "team_id": s.cfg.TeamID, "api_app_id": "A0APP",
+		"type": "event_callback", "event_id": eventID, "event_time": time.Now().Unix(),
+		"event": event,
+	}
+}
+
+// SendEvent delivers an Events API event over the socket under a new
+// event id and returns the envelope id.
+func (s *Server) SendEvent(event map[string]any) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sendLocked(s.eventsEnvelopeLocked(s.newEventIDLocked(), event))
+}
+
+// SendEventID delivers event under eventID: the same id twice is Slack
+// retrying one event.
+func (s *Server) SendEventID(eventID string, event map[string]any) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sendLocked(s.eventsEnvelopeLocked(eventID, event))
+}
+
+// SendRaw delivers v as an envelope as is (envelope_id added): for
+// malformed payloads.
+func (s *Server) SendRaw(v map[string]any) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sendLocked(v)
+}
+
+// Posted is a message a person wrote, as delivered to the bot.
+type Posted struct {
+	TS        string
+	Envelopes []string // one per event (a mention in a channel is two)
+}
+
+// UserMessage records a message by user in channel (threadTS "" for the
+// top level) and delivers its events as Slack does: message (message.im or
+// message.channels), plus app_mention when it mentions the bot outside a DM.
+func (s *Server) UserMessage(channel, threadTS, user, text string) Posted {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := &Message{Channel: channel, TS: s.nextTSLocked(), ThreadTS: threadTS, User: user, Text: text}
+	s.addLocked(m)
+	ev := func(typ string) map[string]any {
+		e := map[string]any{"type": typ, "channel": m.Channel, "user": user, "text": text, "ts": m.TS, "event_ts": m.TS, "team": s.cfg.TeamID}
+		if typ == "message" {
+			e["channel_type"] = channelType(channel)
+		}
+		if threadTS != "" {
+			e["thread_ts"] = threadTS
+		}
+		return e
+	}
+	p := Posted{TS: m.TS}
+	if !strings.HasPrefix(channel, "D") && strings.Contains(text, "<@"+s.cfg.BotUserID+">") {
+		p.Envelopes = append(p.Envelopes, s.sendLocked(s.eventsEnvelopeLocked(s.newEventIDLocked(), ev("app_mention"))))
+	}
+	p.Envelopes = append(p.Envelopes, s.sendLocked(s.eventsEnvelopeLocked(s.newEventIDLocked(), ev("message"))))
+	return p
+}
+
+// SlashCommand delivers a slash command over the socket; it returns the
+// envelope id and the command's response URL.
+func (s *Server) SlashCommand(channel, user, command, text string) (envelopeID, responseURL string) {
+	responseURL = s.ResponseURL()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sendLocked(map[string]any{
+		"type": "slash_commands", "accepts_response_payload": true,
+		"payload": map[string]any{
+			"token": "verification-token", "team_id": s.cfg.TeamID, "team_domain": "fake",
+			"channel_id": channel, "channel_name": "general", "user_id": user, "user_name": "someone",
+			"command": command, "text": text, "api_app_id": "A0APP", "response_url": responseURL,
+			"trigger_id": "trigger",
+		},
+	}), responseURL
+}
+
+// Interaction delivers an interactive payload (block_suggestion,
+// block_actions) over the socket and returns the envelope id.
+func (s *Server) Interaction(payload map[string]any) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sendLocked(map[string]any{"type": "interactive", "accepts_response_payload": true, "payload": payload})
+}
+
+// Ack returns the payload acknowledging envelope id ("null" for an empty
+// acknowledgement), if it was acknowledged.
+func (s *Server) Ack(id string) (json.RawMessage, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.sock.acks[id]
+	return p, ok
+}
+
+// Unacked returns how many envelopes wait for an acknowledgement.
+func (s *Server) Unacked() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sock.pending)
+}
+
+// Connections returns how many socket connections were opened so far.
+func (s *Server) Connections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sock.connections
+}
+
+// Connected reports whether a socket is open now.
+func (s *Server) Connected() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sock.conn != nil
+}
+
+// Disconnect asks the client to reconnect, as Slack does before it
+// recycles a connection.
+func (s *Server) Disconnect() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.writeLocked(map[string]any{"type": "disconnect", "reason": "refresh_requested", "debug_info": map[string]any{"host": "fake"}})
+}
+
+// DropSocket closes the socket without a word, as a network failure does.
+func (s *Server) DropSocket() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sock.conn != nil {
+		s.sock.conn.NetConn().Close()
+		s.sock.conn = nil
+		s.changedLocked()
+	}
+}
+
+// EventBody returns an Events API request body, as Slack posts it in HTTP
+// mode.
+func (s *Server) EventBody(eventID string, event map[string]any) []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, _ := json.Marshal(s.callbackLocked(eventID, event))
+	return b
+}
+
+// Sign returns the headers Slack signs a request body with.
+func Sign(secret string, at time.Time, body []byte) http.Header {
+	ts := strconv.FormatInt(at.Unix(), 10)
+	mac := hmac.New(sha256.New, []byte(secret))
+	fmt.Fprintf(mac, "v0:%s:%s", ts, body)
+	h := http.Header{}
+	h.Set("X-Slack-Request-Timestamp", ts)
+	h.Set("X-Slack-Signature", "v0="+hex.EncodeToString(mac.Sum(nil)))
+	return h
+}
