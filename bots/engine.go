@@ -55,12 +55,13 @@ type Engine struct {
 	sem   chan struct{}
 	stop  map[string]bool
 
-	mu      sync.Mutex
-	runCtx  context.Context
+	runCtx  context.Context // set by Run before started is closed
 	started chan struct{}
-	wg      sync.WaitGroup
-	queues  map[int64]*queue
-	active  map[string]*job // by "platform/workspace/message id": questions and replies
+
+	mu     sync.Mutex
+	wg     sync.WaitGroup
+	queues map[int64]*queue
+	active map[string]*job // by "platform/workspace/message id": questions and replies
 }
 
 // New returns an Engine.
@@ -105,9 +106,7 @@ func New(cfg Config, store conversation.Store, client *llm.Client) *Engine {
 // says that it was cut) and waits for them.
 func (e *Engine) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancelCause(ctx)
-	e.mu.Lock()
 	e.runCtx = ctx
-	e.mu.Unlock()
 	close(e.started)
 	sweep := time.NewTicker(10 * time.Minute)
 	defer sweep.Stop()
@@ -135,8 +134,6 @@ func (e *Engine) context() (context.Context, error) {
 	default:
 		return nil, errors.New("bots: engine is not running")
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
 	if err := e.runCtx.Err(); err != nil {
 		return nil, errors.New("bots: engine is shutting down")
 	}
@@ -323,10 +320,9 @@ func (e *Engine) startFlush(j *job) {
 	r.flushing = true
 	r.mu.Unlock()
 	// The flusher outlives a stopped stream (it must still show the final
-	// text), so it runs in the engine's context, not the job's.
-	e.mu.Lock()
+	// text), so it runs in the engine's context, not the job's. runCtx is
+	// set once, before started is closed, so it is read without the lock.
 	runCtx := e.runCtx
-	e.mu.Unlock()
 	fctx, cancel := context.WithCancel(context.WithoutCancel(runCtx))
 	e.wg.Add(2)
 	go func() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -39,6 +40,9 @@ func newHarness(t *testing.T, enforced botstest.Enforced, cfg bots.Config) *harn
 	}
 	if cfg.DefaultModel == "" {
 		cfg.DefaultModel = "fake-small"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	e := bots.New(cfg, store, client)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -32,7 +32,8 @@ type bucket struct {
 	// edits may not spend the last ones of a budget shared by many live
 	// streams, so an answer's end is shown at once.
 	reserve int
-	used    time.Time // last grant, for clean-up
+	spacing time.Duration // least gap between interim grants
+	used    time.Time     // last grant
 }
 
 // margin widens windows a little: a call granted now reaches the platform
@@ -46,8 +47,17 @@ func newBucket(r Rate, shared bool) *bucket {
 	limit := max(r.Burst, 1)
 	w := r.Every * time.Duration(limit)
 	b := &bucket{window: w + margin(w), limit: limit}
-	if shared && limit >= 3 {
+	switch {
+	case shared && limit >= 10:
+		// A large shared budget (the whole bot's) keeps one call in
+		// reserve for first texts and final edits.
 		b.reserve = 1
+	case limit >= 3 && limit < 10:
+		// A small budget spends its burst in one go, then nothing for a
+		// whole window; interim edits are spread out instead, a little
+		// slower than the budget (a quarter call a window), so a first
+		// text or a final edit finds a call free at once or soon.
+		b.spacing = time.Duration(float64(b.window) / (float64(limit) - 0.25))
 	}
 	return b
 }
@@ -73,6 +83,11 @@ func (b *bucket) readyAt(now time.Time, p priority) time.Time {
 		}
 		if n := len(b.times); n >= allowed {
 			t = b.times[n-allowed].Add(b.window)
+		}
+		if p == prioInterim && b.spacing > 0 && !b.used.IsZero() {
+			if next := b.used.Add(b.spacing); next.After(t) {
+				t = next
+			}
 		}
 	}
 	if b.blocked.After(t) {

@@ -28,9 +28,10 @@ func TestSchedulerPaces(t *testing.T) {
 				t.Fatalf("grants %d and %d are %s apart: 6 calls in a %s window", i-5, i, d, w)
 			}
 		}
-		// 5 per 5 s for a minute is 60; the margin costs a little.
-		if len(grants) < 57 {
-			t.Errorf("%d grants in a minute, want at least 57 of 60", len(grants))
+		// 5 per 5 s for a minute is 60; the margin and the spacing of
+		// interim edits (which leaves room for final ones) cost a little.
+		if len(grants) < 55 {
+			t.Errorf("%d grants in a minute, want at least 55 of 60", len(grants))
 		}
 	})
 }
@@ -73,10 +74,11 @@ func TestSchedulerSharesFairly(t *testing.T) {
 			lo, hi = min(lo, c), max(hi, c)
 			total += c
 		}
-		if hi-lo > 1 {
+		// The first grants go to whichever stream asks first: allow that.
+		if hi-lo > 2 {
 			t.Errorf("grants per stream %v: unfair", counts)
 		}
-		if total < 45 || total > 52 {
+		if total < 44 || total > 51 {
 			t.Errorf("%d interim grants in a minute at 50/min, want about 48", total)
 		}
 	})
