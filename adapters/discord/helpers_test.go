@@ -159,7 +159,7 @@ func testLogger(t *testing.T) *slog.Logger {
 
 // run starts an adapter on the fake until the test ends, and waits until
 // it is connected and its commands are registered.
-func run(t *testing.T, fake *discordtest.Server, e engine, opts Options) *Adapter {
+func run(t *testing.T, fake *discordtest.Server, e engine, opts Options, tweaks ...func(*Adapter)) *Adapter {
 	t.Helper()
 	opts.Token = fake.Token()
 	opts.APIURL = fake.APIURL()
@@ -167,6 +167,9 @@ func run(t *testing.T, fake *discordtest.Server, e engine, opts Options) *Adapte
 	a, err := newAdapter(opts, e, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, f := range tweaks {
+		f(a)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

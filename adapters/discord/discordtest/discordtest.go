@@ -361,6 +361,17 @@ func (s *Server) Messages(channel string) []Message {
 	return out
 }
 
+// AllMessages returns every message, oldest first.
+func (s *Server) AllMessages() []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Message, 0, len(s.order))
+	for _, id := range s.order {
+		out = append(out, *s.messages[id])
+	}
+	return out
+}
+
 // BotMessages returns the bot's live messages in a channel, oldest first.
 func (s *Server) BotMessages(channel string) []Message {
 	var out []Message
