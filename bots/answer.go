@@ -29,6 +29,13 @@ func (e *Engine) answer(j *job) {
 		e.finishFailed(j, "⚠️ Parley could not save this conversation; please try again.")
 		return
 	}
+	e.mu.Lock()
+	j.answerID = asst.ID
+	firstID := j.firstID
+	e.mu.Unlock()
+	if firstID != "" {
+		e.checkpoint(j, asst.ID, firstID, "")
+	}
 	e.startFlush(j)
 	progressDone := make(chan struct{})
 	e.wg.Add(1)
@@ -103,7 +110,17 @@ func (e *Engine) stream(ctx context.Context, j *job, model, system string) (stri
 		defer s.Close()
 		var text strings.Builder
 		var usage *llm.Usage
+		saved := time.Now()
 		for {
+			if time.Since(saved) >= checkpointEvery {
+				// Keep what was shown, so that after a crash the reply
+				// can be corrected with its text.
+				saved = time.Now()
+				e.mu.Lock()
+				id, first := j.answerID, j.firstID
+				e.mu.Unlock()
+				e.checkpoint(j, id, first, text.String())
+			}
 			d, err := s.Recv()
 			if err == io.EOF {
 				return text.String(), usage, nil
@@ -119,6 +136,23 @@ func (e *Engine) stream(ctx context.Context, j *job, model, system string) (stri
 				j.reply.set(text.String(), false)
 			}
 		}
+	}
+}
+
+// checkpointEvery is how often a streaming answer's text is saved.
+const checkpointEvery = 3 * time.Second
+
+// checkpoint saves a streaming answer's platform id and text so far.
+func (e *Engine) checkpoint(j *job, answerID int64, platformID, text string) {
+	if answerID == 0 {
+		return
+	}
+	err := e.store.UpdateMessage(j.ctx, conversation.Message{
+		ID: answerID, Role: conversation.RoleAssistant, PlatformID: platformID, Text: text,
+		Status: conversation.StatusStreaming, ReplyTo: j.user.ID,
+	})
+	if err != nil && j.ctx.Err() == nil {
+		e.log.Warn("save streaming answer", "conversation", j.conv.ID, "err", err)
 	}
 }
 

@@ -150,6 +150,12 @@ type job struct {
 	reply  *reply
 	ctx    context.Context
 	cancel context.CancelCauseFunc
+
+	// Guarded by Engine.mu: the stored answer's id and the reply's first
+	// message id, stored together as soon as both are known so that a
+	// restart can find the message to correct.
+	answerID int64
+	firstID  string
 }
 
 // queue holds one conversation's messages waiting for their answer: they
@@ -228,7 +234,15 @@ func (e *Engine) Handle(ctx context.Context, p Platform, in Incoming) error {
 	j.reply.posted = func(id string, first bool) {
 		e.mu.Lock()
 		e.active[activeKey(p.Name(), in.Workspace, id)] = j
+		var answerID int64
+		if first {
+			j.firstID = id
+			answerID = j.answerID
+		}
 		e.mu.Unlock()
+		if answerID != 0 {
+			e.checkpoint(j, answerID, id, "")
+		}
 	}
 	e.enqueue(j)
 	return nil
@@ -386,14 +400,19 @@ func (e *Engine) Models(ctx context.Context, query string, n int) []string {
 	return e.llm.SearchModels(ctx, query, n)
 }
 
-// Deleted tells the engine a message was deleted; a stream answering it
-// stops, and a queued question is not answered.
+// Deleted tells the engine a message was deleted: a stream answering it,
+// or writing it, stops, and a queued question is not answered.
 func (e *Engine) Deleted(p Platform, workspace, channel, messageID string) {
 	e.mu.Lock()
 	j := e.active[activeKey(p.Name(), workspace, messageID)]
 	e.mu.Unlock()
-	if j != nil && j.in.MessageID == messageID {
+	switch {
+	case j == nil:
+	case j.in.MessageID == messageID:
 		j.cancel(errStopDeleted)
+	default:
+		// One of the reply's own messages: nothing more can be shown.
+		j.cancel(errReplyGone)
 	}
 }
 

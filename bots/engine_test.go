@@ -462,3 +462,64 @@ func TestHandleBeforeRunFails(t *testing.T) {
 		t.Fatalf("Handle before Run returned %v, want an error", err)
 	}
 }
+
+func TestRecoverCorrectsInterruptedAnswers(t *testing.T) {
+	h := newHarness(t, botstest.Enforced{}, bots.Config{})
+	ctx := context.Background()
+	// An answer being streamed when the process died: its message shows
+	// some text, and the store holds it as streaming.
+	id, err := h.p.Post(ctx, bots.Destination{Workspace: "W1", Channel: "C1", Thread: "m1"}, "half an ans")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conv, _ := h.store.Conversation(ctx, conversation.Key{Platform: "fake", Workspace: "W1", Channel: "C1", Thread: "m1"})
+	q, _, _ := h.store.Append(ctx, conv.ID, conversation.Message{Role: conversation.RoleUser, PlatformID: "m1", Text: "question"})
+	h.store.Append(ctx, conv.ID, conversation.Message{Role: conversation.RoleAssistant, PlatformID: id, Text: "half an ans", Status: conversation.StatusStreaming, ReplyTo: q.ID})
+	// One that had shown nothing yet.
+	conv2, _ := h.store.Conversation(ctx, conversation.Key{Platform: "fake", Workspace: "W1", Channel: "C2", Thread: "m7"})
+	h.store.Append(ctx, conv2.ID, conversation.Message{Role: conversation.RoleAssistant, Status: conversation.StatusStreaming})
+
+	if err := h.engine.Recover(ctx, h.p); err != nil {
+		t.Fatal(err)
+	}
+	ms := h.p.Messages()
+	if len(ms) != 2 || !strings.HasPrefix(ms[0].Text, "half an ans\n\n⚠️ _Interrupted") || !strings.Contains(ms[1].Text, "Interrupted") || ms[1].Dest.Thread != "m7" {
+		t.Fatalf("messages after recovery: %+v", ms)
+	}
+	left, err := h.store.Stranded(ctx, "fake")
+	if err != nil || len(left) != 0 {
+		t.Fatalf("still stranded after recovery: %v, %v", left, err)
+	}
+}
+
+func TestProgressFallsBackToPlaceholder(t *testing.T) {
+	h := newHarness(t, botstest.Enforced{}, bots.Config{})
+	h.p.ProgressErr = errors.New("status not allowed here")
+	release := make(chan struct{})
+	h.llm.Answer = func(llmtest.Request) llmtest.Reply {
+		<-release
+		return llmtest.Reply{Chunks: []string{"done"}}
+	}
+	h.engine.Handle(context.Background(), h.p, mention("m1", "m1", "hi"))
+	h.waitMessages(t, "a placeholder", func(ms []botstest.Message) bool { return len(ms) == 1 && strings.Contains(ms[0].Text, "Thinking") })
+	close(release)
+	h.waitMessages(t, "the answer replacing it", func(ms []botstest.Message) bool { return len(ms) == 1 && ms[0].Text == "done" })
+}
+
+func TestDeletedReplyStopsTheStream(t *testing.T) {
+	h := newHarness(t, botstest.Enforced{}, bots.Config{})
+	hold := make(chan struct{})
+	defer close(hold)
+	h.llm.Answer = func(llmtest.Request) llmtest.Reply {
+		return llmtest.Reply{Chunks: []string{"first ", "second"}, Hold: hold}
+	}
+	h.engine.Handle(context.Background(), h.p, mention("m1", "m1", "hi"))
+	ms := h.waitMessages(t, "the first text", func(ms []botstest.Message) bool { return len(ms) == 1 && ms[0].Text == "first " })
+	h.p.DeleteByUser(ms[0].ID)
+	h.engine.Deleted(h.p, "W1", "C1", ms[0].ID)
+	// The model keeps its stream open: the engine must end it itself.
+	hist := h.waitStored(t, conversation.Key{Platform: "fake", Workspace: "W1", Channel: "C1", Thread: "m1"}, 1)
+	if a := hist[len(hist)-1]; a.Status != conversation.StatusPartial || a.Text != "first " {
+		t.Errorf("stored answer %q (%s), want the partial text", a.Text, a.Status)
+	}
+}

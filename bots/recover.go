@@ -1,0 +1,47 @@
+package bots
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/parleyhq/parley/conversation"
+)
+
+// interruptedNotice ends a reply that a restart cut.
+const interruptedNotice = "⚠️ _Interrupted: Parley restarted before this answer was finished. Ask again to get the whole answer._"
+
+// Recover finds p's answers left streaming by a crash or a kill, marks them
+// partial and corrects their messages to say so: the message is edited
+// where its text is known, else a notice is posted in its thread.
+// Call it once per platform at start, before new messages are handled.
+//
+// With several replicas on one database, only one may run it: a replica's
+// live streams look the same as a dead one's.
+func (e *Engine) Recover(ctx context.Context, p Platform) error {
+	stranded, err := e.store.Stranded(ctx, p.Name())
+	if err != nil {
+		return fmt.Errorf("bots: find interrupted answers: %w", err)
+	}
+	for _, s := range stranded {
+		m := s.Message
+		m.Status = conversation.StatusPartial
+		if err := e.store.UpdateMessage(ctx, m); err != nil {
+			return fmt.Errorf("bots: mark answer %d interrupted: %w", m.ID, err)
+		}
+		// The correction goes through a reply, so it is paced and retried
+		// like any other: the known text and the notice replace the
+		// message, or the notice alone is posted in the thread.
+		r := newReply(e, p, Destination{Workspace: s.Key.Workspace, Channel: s.Key.Channel, Thread: s.Key.Thread})
+		if m.PlatformID != "" && m.Text != "" {
+			r.parts[0].id = m.PlatformID
+			r.set(withNotice(m.Text, interruptedNotice), true)
+		} else {
+			r.set(interruptedNotice, true)
+		}
+		fctx, cancel := context.WithTimeout(ctx, e.cfg.FinishTimeout)
+		r.flush(fctx)
+		cancel()
+		e.log.Info("interrupted answer corrected", "platform", p.Name(), "conversation", m.ConversationID)
+	}
+	return nil
+}
