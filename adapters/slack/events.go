@@ -170,7 +170,7 @@ func (a *Adapter) stripMention(text string) string {
 			text = text[:i] + text[i+end+1:]
 		}
 	}
-	return strings.TrimSpace(strings.Join(strings.Fields(fromMrkdwn(text)), " "))
+	return strings.TrimSpace(fromMrkdwn(text))
 }
 
 // isDMChannel reports whether a channel id is a direct message: Slack's DM

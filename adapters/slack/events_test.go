@@ -18,7 +18,7 @@ func TestEventsReachTheEngine(t *testing.T) {
 	startAdapter(t, fake, eng, Options{}, logs)
 	bot := fake.Config().BotUserID
 
-	mention := fake.UserMessage("C1", "", "U1", "<@"+bot+"> what is  &lt;Go&gt;?")
+	mention := fake.UserMessage("C1", "", "U1", "<@"+bot+"> what is &lt;Go&gt;?\n```\nx &amp;&amp; y\n```")
 	inThread := fake.UserMessage("C1", mention.TS, "U2", "and <https://go.dev|its site>?")
 	dm := fake.UserMessage("D1", "", "U1", "hello in a DM")
 	dmThread := fake.UserMessage("D1", dm.TS, "U1", "a DM thread")
@@ -37,8 +37,8 @@ func TestEventsReachTheEngine(t *testing.T) {
 		t.Fatalf("the engine got %d messages, want 5 (a mention arrives twice): %+v", len(got), got)
 	}
 	for i, in := range got[:2] {
-		if in.MessageID != mention.TS || in.Thread != mention.TS || !in.Mentioned || in.DM || in.Text != "what is <Go>?" {
-			t.Errorf("mention event %d: got %+v, want id and thread %s, mentioned, text %q", i, in, mention.TS, "what is <Go>?")
+		if in.MessageID != mention.TS || in.Thread != mention.TS || !in.Mentioned || in.DM || in.Text != "what is <Go>?\n```\nx && y\n```" {
+			t.Errorf("mention event %d: got %+v, want id and thread %s, mentioned, the text unescaped", i, in, mention.TS)
 		}
 		if in.Workspace != "T0TEAM" || in.Author != "U1" || in.AuthorTeam != "T0TEAM" || in.EventID == "" {
 			t.Errorf("mention event %d: workspace %q author %q team %q event %q", i, in.Workspace, in.Author, in.AuthorTeam, in.EventID)
