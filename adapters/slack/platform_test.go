@@ -319,3 +319,25 @@ func TestNewChecksOptions(t *testing.T) {
 		})
 	}
 }
+
+func TestRunRefusesBadTokens(t *testing.T) {
+	fake := slacktest.New(t, slacktest.Config{})
+	for _, tt := range []struct {
+		name, bot, app, want string
+	}{
+		{"bot token", "xoxb-wrong-one", fake.Config().AppToken, "SLACK_BOT_TOKEN"},
+		{"app token", fake.Config().BotToken, "xapp-wrong-one", "SLACK_APP_TOKEN"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			logs := &logBuffer{}
+			a := newTestAdapter(t, fake, &fakeEngine{}, Options{BotToken: tt.bot, AppToken: tt.app}, logs)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			err := a.Run(ctx)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Run: %v, want an error naming %s", err, tt.want)
+			}
+			checkNoSecrets(t, err.Error()+logs.String(), tt.bot, tt.app)
+		})
+	}
+}

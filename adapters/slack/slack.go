@@ -97,8 +97,6 @@ type Adapter struct {
 	ready     chan struct{} // closed once auth.test has answered
 	readyOnce sync.Once
 	botUserID string // set before ready is closed
-	botID     string
-	team      string
 
 	mu       sync.Mutex
 	runCtx   context.Context // Run's context, for work that outlives a request
@@ -109,7 +107,7 @@ type Adapter struct {
 	sent     map[msgKey]string // the mrkdwn of plain messages not final yet
 	noNative map[string]bool   // workspaces that refused native streaming (auto mode)
 	noStatus map[string]bool   // workspaces that refused assistant.threads.setStatus
-	wg       sync.WaitGroup    // background work: late command replies
+	wg       sync.WaitGroup    // background work: commands, interactions, the stream reaper
 }
 
 var _ bots.Platform = (*Adapter)(nil)
@@ -186,6 +184,8 @@ func (a *Adapter) Name() string { return "slack" }
 // until ctx ends; without one it waits for ctx while Handler serves. It
 // returns once its goroutines have stopped.
 func (a *Adapter) Run(ctx context.Context) error {
+	// Background work ends with Run, also when Run fails.
+	ctx, cancel := context.WithCancel(ctx)
 	a.mu.Lock()
 	a.runCtx = ctx
 	a.mu.Unlock()
@@ -193,6 +193,7 @@ func (a *Adapter) Run(ctx context.Context) error {
 		a.mu.Lock()
 		a.stopped = true
 		a.mu.Unlock()
+		cancel()
 		a.wg.Wait()
 	}()
 	if err := a.authenticate(ctx); err != nil {
@@ -219,7 +220,7 @@ func (a *Adapter) authenticate(ctx context.Context) error {
 		res, err := a.api.AuthTestContext(ctx)
 		if err == nil {
 			a.readyOnce.Do(func() {
-				a.botUserID, a.botID, a.team = res.UserID, res.BotID, res.TeamID
+				a.botUserID = res.UserID
 				close(a.ready)
 			})
 			a.log.Info("slack connected", "team", res.TeamID, "bot_user", res.UserID)

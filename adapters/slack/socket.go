@@ -31,7 +31,7 @@ func (a *Adapter) runSocket(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("slack: socket mode: %s: check SLACK_APP_TOKEN (an xapp- token with connections:write) and that Socket Mode is on", redact(err))
+			return fmt.Errorf("slack: socket mode: %w: check SLACK_APP_TOKEN (an xapp- token with connections:write) and that Socket Mode is on", redactErr{err})
 		case evt := <-smc.Events:
 			a.socketEvent(ctx, smc, evt)
 		}
