@@ -49,11 +49,12 @@ func TestRunRefusedToken(t *testing.T) {
 
 func TestIdentifyIntentsAndCommands(t *testing.T) {
 	t.Parallel()
-	fake := discordtest.New(t, discordtest.Options{})
-	run(t, fake, newRecorder(), Options{GuildID: fake.GuildID})
+	fake := discordtest.New(t, discordtest.Options{HeartbeatInterval: 20 * time.Millisecond})
+	run(t, fake, newRecorder(), Options{GuildID: fake.GuildID, ShardID: 1, ShardCount: 2})
 
 	var id struct {
-		Intents int `json:"intents"`
+		Intents int    `json:"intents"`
+		Shard   [2]int `json:"shard"`
 	}
 	if err := json.Unmarshal(fake.Identify(), &id); err != nil {
 		t.Fatal(err)
@@ -62,6 +63,13 @@ func TestIdentifyIntentsAndCommands(t *testing.T) {
 	const want = 1<<0 | 1<<9 | 1<<10 | 1<<12 | 1<<13 | 1<<15
 	if id.Intents != want {
 		t.Errorf("got intents %b, want %b", id.Intents, want)
+	}
+	if id.Shard != [2]int{1, 2} {
+		t.Errorf("got shard %v, want [1 2]", id.Shard)
+	}
+	fake.Await(t, wait, "heartbeats", func() bool { return fake.Stats().Heartbeats >= 5 })
+	if st := fake.Stats(); st.Identifies != 1 || st.Connections != 1 {
+		t.Errorf("got %d identifies on %d connections, want one session kept alive", st.Identifies, st.Connections)
 	}
 	var cmds []struct {
 		Name    string `json:"name"`
@@ -431,6 +439,33 @@ func TestRateLimitErrorReachesEngine(t *testing.T) {
 	}
 	if n := fake.Stats().RateLimited; n != 1 {
 		t.Errorf("got %d 429s, want 1", n)
+	}
+}
+
+func TestGlobalRateLimit(t *testing.T) {
+	t.Parallel()
+	fake := discordtest.New(t, discordtest.Options{GlobalLimit: 30, GlobalWindow: time.Minute})
+	a := run(t, fake, newRecorder(), Options{})
+	var rle *bots.RateLimitError
+	for i := 0; i < 40 && rle == nil; i++ {
+		// A channel each: only the global limit is reached.
+		_, err := a.Post(t.Context(), bots.Destination{Channel: fake.AddChannel("c")}, "x")
+		if err != nil && !errors.As(err, &rle) {
+			t.Fatal(err)
+		}
+	}
+	if rle == nil || !rle.Global || rle.RetryAfter <= 0 || rle.RetryAfter > time.Minute {
+		t.Fatalf("got %+v, want a global *bots.RateLimitError", rle)
+	}
+	// The limiter now holds every call until the global limit lifts; a
+	// call with a deadline gives up instead of sleeping past it.
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := a.Post(ctx, bots.Destination{Channel: fake.AddChannel("c")}, "x"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("got %v, want the caller's deadline", err)
+	}
+	if n := fake.Stats().GlobalLimit; n != 1 {
+		t.Errorf("got %d global 429s, want 1", n)
 	}
 }
 

@@ -95,6 +95,7 @@ type Stats struct {
 	Invalidated int // INVALID_SESSION sent
 	Typing      int
 	Connections int // gateway connections accepted
+	Heartbeats  int // heartbeats acknowledged
 }
 
 // Interaction is a slash command or autocomplete request sent by Interact.

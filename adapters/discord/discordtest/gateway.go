@@ -109,7 +109,9 @@ func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		switch f.Op {
 		case 1: // heartbeat
+			s.stats.Heartbeats++
 			c.send(mustJSON(frame{Op: 11}))
+			s.notifyLocked()
 		case 2: // identify
 			s.identifyLocked(c, f.D)
 		case 6: // resume
