@@ -47,6 +47,7 @@ type llmMessage struct{ Role, Content string }
 
 type llmReply struct {
 	Chunks []string
+	First  time.Duration // before the first chunk
 	Every  time.Duration // between chunks
 	Status int           // an HTTP error instead
 }
@@ -115,8 +116,12 @@ func (f *fakeLLM) serveCompletion(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	for i, c := range reply.Chunks {
-		if i > 0 && reply.Every > 0 {
-			t := time.NewTimer(reply.Every)
+		wait := reply.Every
+		if i == 0 {
+			wait = reply.First
+		}
+		if wait > 0 {
+			t := time.NewTimer(wait)
 			select {
 			case <-t.C:
 			case <-r.Context().Done():
@@ -326,6 +331,29 @@ func TestE2EMentionNativeStream(t *testing.T) {
 	}
 	if n := h.slack.Calls("chat.update"); n != 0 {
 		t.Errorf("%d chat.update calls in native mode, want 0", n)
+	}
+}
+
+func TestE2ENativePlaceholderGivesWay(t *testing.T) {
+	// Without assistant status, the engine shows a placeholder message
+	// until the answer comes; the stream holding it gives way to one
+	// holding the answer, and its deletion does not stop the answer.
+	h := newE2E(t, StreamingNative, slacktest.Config{StatusError: "missing_scope"})
+	h.llm.script(llmReply{Chunks: []string{"The ", "answer."}, First: 300 * time.Millisecond, Every: 20 * time.Millisecond})
+	h.start()
+	q := h.slack.UserMessage("C1", "", "U1", bot+" think")
+	msgs := h.replyIn("C1", q.TS, 1, "The answer.")
+	if !msgs[0].Streamed {
+		t.Errorf("reply %+v, want a native stream", msgs[0])
+	}
+	var placeholders int
+	for _, m := range h.slack.Messages() {
+		if m.Deleted && strings.Contains(m.Text, "Thinking") {
+			placeholders++
+		}
+	}
+	if placeholders != 1 {
+		t.Errorf("%d placeholders deleted, want 1", placeholders)
 	}
 }
 

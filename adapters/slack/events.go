@@ -61,8 +61,8 @@ func (a *Adapter) handleCallback(ctx context.Context, cb *slackevents.EventsAPIC
 			return nil
 		}
 		if ev.SubType == "message_deleted" {
-			if ev.DeletedTimeStamp != "" {
-				a.eng.Deleted(a, cb.TeamID, ev.Channel, ev.DeletedTimeStamp)
+			if ev.DeletedTimeStamp != "" && !a.ownDeletion(ev.Channel, ev.DeletedTimeStamp) {
+				a.eng.Deleted(a, cb.TeamID, ev.Channel, a.engineID(ev.Channel, ev.DeletedTimeStamp))
 			}
 			return nil
 		}

@@ -548,6 +548,36 @@ func (a *Adapter) Delete(ctx context.Context, dest bots.Destination, id string) 
 }
 
 func (a *Adapter) delete(ctx context.Context, channel, ts string) error {
+	// Slack tells subscribers of the deletion, perhaps before it answers
+	// the call: mark it first (see ownDeletion).
+	key := msgKey{channel, ts}
+	a.mu.Lock()
+	if len(a.deleting) >= maxKept {
+		clear(a.deleting)
+	}
+	a.deleting[key] = true
+	a.mu.Unlock()
+	err := a.deleteMessage(ctx, channel, ts)
+	if err != nil && !errors.Is(err, bots.ErrGone) {
+		a.mu.Lock()
+		delete(a.deleting, key)
+		a.mu.Unlock()
+	}
+	return err
+}
+
+// ownDeletion reports (once) whether the adapter deleted message
+// (channel, ts) itself: a replaced stream is not a reply the user deleted.
+func (a *Adapter) ownDeletion(channel, ts string) bool {
+	key := msgKey{channel, ts}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	own := a.deleting[key]
+	delete(a.deleting, key)
+	return own
+}
+
+func (a *Adapter) deleteMessage(ctx context.Context, channel, ts string) error {
 	_, _, err := a.api.DeleteMessageContext(ctx, channel, ts)
 	if apiCode(err) == "streaming_state_conflict" {
 		if _, _, serr := a.api.StopStreamContext(ctx, channel, ts); serr != nil && !streamClosedCodes[apiCode(serr)] {

@@ -105,6 +105,7 @@ type Adapter struct {
 	done     []msgKey          // finished replies kept in replies, oldest first
 	aliases  map[msgKey]string // a reply's other messages -> the engine's id
 	sent     map[msgKey]string // the mrkdwn of plain messages not final yet
+	deleting map[msgKey]bool   // messages the adapter deletes: no news to the engine
 	noNative map[string]bool   // workspaces that refused native streaming (auto mode)
 	noStatus map[string]bool   // workspaces that refused assistant.threads.setStatus
 	wg       sync.WaitGroup    // background work: commands, interactions, the stream reaper
@@ -164,6 +165,7 @@ func newAdapter(opts Options, eng engine, logger *slog.Logger) (*Adapter, error)
 		replies:    make(map[msgKey]*reply),
 		aliases:    make(map[msgKey]string),
 		sent:       make(map[msgKey]string),
+		deleting:   make(map[msgKey]bool),
 		noNative:   make(map[string]bool),
 		noStatus:   make(map[string]bool),
 	}

@@ -51,8 +51,9 @@ type Config struct {
 	// StatusError, when set, is the error assistant.threads.setStatus
 	// answers ("missing_scope").
 	StatusError string
-	// EchoBotMessages sends a message event for each message the bot
-	// posts, as Slack does to apps subscribed to the channel.
+	// EchoBotMessages sends the events Slack sends to apps subscribed to a
+	// channel for the bot's own messages: message when posted,
+	// message_changed when updated, message_deleted when deleted.
 	EchoBotMessages bool
 	// PingEvery is how often the socket is pinged; default 2 s.
 	PingEvery time.Duration
@@ -436,6 +437,7 @@ func (s *Server) call(method string, r *http.Request, channel string, target *Me
 		if target.Text != text {
 			target.Text = text
 			target.Edits++
+			s.echoChangeLocked(target, "message_changed")
 		}
 		return map[string]any{"channel": channel, "ts": target.TS, "text": text}, ""
 	case "chat.delete":
@@ -443,6 +445,7 @@ func (s *Server) call(method string, r *http.Request, channel string, target *Me
 			return nil, "message_not_found"
 		}
 		target.Deleted, target.Streaming = true, false
+		s.echoChangeLocked(target, "message_deleted")
 		return map[string]any{"channel": channel, "ts": target.TS}, ""
 	case "chat.startStream":
 		md := form.Get("markdown_text")
@@ -510,6 +513,26 @@ func (s *Server) echoLocked(m *Message) {
 	if m.ThreadTS != "" {
 		ev["thread_ts"] = m.ThreadTS
 	}
+	s.sendLocked(s.eventsEnvelopeLocked(s.newEventIDLocked(), ev))
+}
+
+// echoChangeLocked sends the message_changed or message_deleted event
+// Slack sends for a change to one of the bot's messages.
+func (s *Server) echoChangeLocked(m *Message, subtype string) {
+	if !s.cfg.EchoBotMessages {
+		return
+	}
+	prev := map[string]any{"type": "message", "user": m.User, "bot_id": m.BotID, "text": m.Text, "ts": m.TS}
+	ev := map[string]any{
+		"type": "message", "subtype": subtype, "hidden": true, "channel": m.Channel,
+		"ts": s.nextTSLocked(), "channel_type": channelType(m.Channel), "previous_message": prev,
+	}
+	if subtype == "message_deleted" {
+		ev["deleted_ts"] = m.TS
+	} else {
+		ev["message"] = prev
+	}
+	ev["event_ts"] = ev["ts"]
 	s.sendLocked(s.eventsEnvelopeLocked(s.newEventIDLocked(), ev))
 }
 
