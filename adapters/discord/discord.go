@@ -184,6 +184,7 @@ func newAdapter(opts Options, e engine, logger *slog.Logger) (*Adapter, error) {
 	}
 	client.Transport = &transport{base: base, api: api, limiter: a.rl}
 
+	libraryLogs.Do(routeLibraryLogs)
 	s, err := discordgo.New(token)
 	if err != nil {
 		return nil, fmt.Errorf("discord: %w", err)
@@ -206,6 +207,24 @@ func newAdapter(opts Options, e engine, logger *slog.Logger) (*Adapter, error) {
 	a.s = s
 	a.addHandlers()
 	return a, nil
+}
+
+var libraryLogs sync.Once
+
+// routeLibraryLogs sends discordgo's own log lines (errors only, the
+// session's default level) to slog instead of the log package. discordgo
+// has one logger for the process; it goes to slog.Default, as an adapter's
+// logger may not outlive it. Most of these errors are conditions Parley
+// handles (a dropped connection), hence the warning level.
+func routeLibraryLogs() {
+	discordgo.Logger = func(level, _ int, format string, args ...any) {
+		msg := "discordgo: " + redactURL(fmt.Sprintf(format, args...))
+		if level == discordgo.LogError {
+			slog.Warn(msg, "platform", "discord")
+		} else {
+			slog.Debug(msg, "platform", "discord")
+		}
+	}
 }
 
 // Name implements bots.Platform.

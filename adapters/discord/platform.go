@@ -49,6 +49,7 @@ func (a *Adapter) Post(ctx context.Context, dest bots.Destination, text string) 
 	}
 	var m *discordgo.Message
 	err = a.do(ctx, "POST", discordgo.EndpointChannelMessages(channel), 0, func(o []discordgo.RequestOption) error {
+		var err error
 		m, err = a.s.ChannelMessageSendComplex(channel, data, o...)
 		return err
 	})
