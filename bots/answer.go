@@ -261,7 +261,7 @@ func (e *Engine) progress(j *job, done <-chan struct{}) {
 		if j.reply.isVisible() {
 			return
 		}
-		if err := e.sched.acquire(j.ctx, prioFirst, j.reply.globalOnly...); err != nil {
+		if err := e.sched.acquire(j.ctx, prioProgress, j.reply.globalOnly...); err != nil {
 			return
 		}
 		err := j.p.Progress(j.ctx, j.dest, "is thinking…")

@@ -523,3 +523,30 @@ func TestDeletedReplyStopsTheStream(t *testing.T) {
 		t.Errorf("stored answer %q (%s), want the partial text", a.Text, a.Status)
 	}
 }
+
+func TestSpentEditBudgetContinuesInNewMessage(t *testing.T) {
+	// One edit per 30 s for the workspace: after the first post and one
+	// interim edit, the final edit would wait long; the rest of the answer
+	// goes into a new message (posts have their own budget) instead.
+	enforced := botstest.Enforced{MaxChars: 4000,
+		ChannelPost:   botstest.Limit{N: 1, Per: 200 * time.Millisecond, Burst: 1},
+		WorkspaceEdit: botstest.Limit{N: 1, Per: 30 * time.Second, Burst: 1}}
+	h := newHarness(t, enforced, bots.Config{})
+	answer := strings.Repeat("many words stream here ", 40)
+	h.llm.Answer = func(llmtest.Request) llmtest.Reply {
+		return llmtest.Reply{Chunks: llmtest.Words(answer, 1), Every: 3 * time.Millisecond}
+	}
+	h.engine.Handle(context.Background(), h.p, mention("m1", "m1", "talk"))
+	ms := h.waitMessages(t, "the whole answer", func(ms []botstest.Message) bool { return joined(ms) == answer })
+	if len(ms) < 2 {
+		t.Fatalf("%d message(s), want the answer continued in a new message", len(ms))
+	}
+	for i, m := range ms[:len(ms)-1] {
+		if !strings.HasSuffix(m.Text, " ") {
+			t.Errorf("message %d ends inside a word: %q", i, m.Text)
+		}
+	}
+	if s := h.p.Stats(); s.RateLimited != 0 {
+		t.Errorf("%d 429s, want none", s.RateLimited)
+	}
+}

@@ -49,6 +49,8 @@ type reply struct {
 	gone        error // ErrGone from the platform: nothing more can be shown
 	flushing    bool
 	finished    chan struct{} // closed when the flusher has sent everything final
+	doneCtx     context.Context
+	markDone    context.CancelFunc // ends doneCtx once the text is final
 }
 
 func newReply(e *Engine, p Platform, dest Destination) *reply {
@@ -60,6 +62,7 @@ func newReply(e *Engine, p Platform, dest Destination) *reply {
 		changed:  make(chan struct{}, 1),
 		finished: make(chan struct{}),
 	}
+	r.doneCtx, r.markDone = context.WithCancel(context.Background())
 	if r.maxChars <= 0 {
 		r.maxChars = 4000
 	}
@@ -109,6 +112,9 @@ func (r *reply) set(text string, done bool) {
 	}
 	r.text = text
 	r.done = r.done || done
+	if r.done {
+		r.markDone()
+	}
 	r.resplitLocked(r.firstOpenLocked())
 	r.signal()
 }
@@ -155,12 +161,51 @@ func (r *reply) resplitLocked(i int) {
 }
 
 // shown is what part i should show now: its text, or the placeholder.
+// While a part is still growing it shows whole words only: no half word
+// flickers, and the shown text always ends where a message may be cut.
 func (r *reply) shownLocked(i int) string {
 	p := r.parts[i]
 	if p.text == "" && i == 0 && !r.done {
 		return r.placeholder
 	}
+	if !p.sealed && !r.done {
+		if k := strings.LastIndexAny(p.text, " \n"); k >= len(p.start.reopen()) && k > 0 {
+			return p.text[:k+1]
+		}
+	}
 	return p.text
+}
+
+// continueAfter is how long a final edit may wait for the edit budget
+// before the rest of the answer goes into a new message instead.
+const continueAfter = 1500 * time.Millisecond
+
+// canContinueLocked reports whether the last part's final edit may be
+// replaced by a new message: where posts draw on another budget than edits
+// (Slack: chat.postMessage per channel, chat.update per workspace) and no
+// final call is needed to close a message.
+func (r *reply) canContinueLocked(i int) bool {
+	return i == len(r.parts)-1 && !r.lim.SharedChannel && !r.lim.FinalEdit && r.lim.WorkspaceEdit.Every > 0
+}
+
+// sealAtSentLocked ends part i with the text it already shows and lays the
+// rest of the answer out in new parts. It refuses when the shown text is
+// not a clean prefix of the answer (a placeholder, or inside a code block).
+func (r *reply) sealAtSentLocked(i int) bool {
+	p := r.parts[i]
+	prefix := p.start.reopen()
+	if p.id == "" || !strings.HasPrefix(p.sent, prefix) || p.sent == p.text {
+		return false
+	}
+	body := p.sent[len(prefix):]
+	end := p.offset + len(body)
+	if body == "" || end > len(r.text) || r.text[p.offset:end] != body || scanFences(p.start, body).open {
+		return false
+	}
+	p.text, p.sealed, p.finalSent = p.sent, true, true
+	r.parts = append(r.parts, &part{offset: end})
+	r.resplitLocked(i + 1)
+	return true
 }
 
 // flush runs until every part shows its final text, ctx ends or the
@@ -191,8 +236,37 @@ func (r *reply) flush(ctx context.Context) {
 		if op.post {
 			buckets = r.postBuckets
 		}
-		if err := r.sched.acquire(ctx, op.prio, buckets...); err != nil {
-			return
+		if !op.post && op.prio == prioFinal {
+			// Under a spent edit budget, a new message shows the rest of
+			// the answer sooner than the final edit would.
+			r.mu.Lock()
+			can := r.canContinueLocked(op.index)
+			r.mu.Unlock()
+			if can && r.sched.estimate(prioFinal, r.editBuckets...) > continueAfter &&
+				r.sched.estimate(prioFirst, r.postBuckets...) == 0 {
+				r.mu.Lock()
+				sealed := r.sealAtSentLocked(op.index)
+				r.mu.Unlock()
+				if sealed {
+					continue
+				}
+			}
+		}
+		// A wait for an interim call ends when the answer is done, so that
+		// its final text is sent with a final's priority.
+		actx, cancel := context.WithCancel(ctx)
+		stop := func() bool { return false }
+		if op.prio < prioFinal {
+			stop = context.AfterFunc(r.doneCtx, cancel)
+		}
+		err := r.sched.acquire(actx, op.prio, buckets...)
+		stop()
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			continue
 		}
 		// Coalesce: send the newest text, read after the wait.
 		r.mu.Lock()
@@ -208,7 +282,6 @@ func (r *reply) flush(ctx context.Context) {
 		if text == "" {
 			continue
 		}
-		var err error
 		if id == "" {
 			id, err = r.p.Post(ctx, r.dest, text)
 		} else {

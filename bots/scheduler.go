@@ -2,6 +2,7 @@ package bots
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -9,11 +10,13 @@ import (
 
 // priority orders waiters for the same budget: a final edit (the whole
 // answer, or a part that is done) goes before the first visible text of a
-// reply, which goes before interim edits.
+// reply, which goes before a progress indicator, which goes before interim
+// edits.
 type priority int
 
 const (
 	prioInterim priority = iota
+	prioProgress
 	prioFirst
 	prioFinal
 )
@@ -269,6 +272,30 @@ func (s *scheduler) grantLocked() time.Time {
 		next = now.Add(10 * time.Millisecond)
 	}
 	return next
+}
+
+// estimate is how long a waiter of priority p would wait for buckets now:
+// until each has a call free, plus a call's interval for each waiter of
+// the same or higher priority already queued on it.
+func (s *scheduler) estimate(p priority, buckets ...*bucket) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	var most time.Duration
+	for _, b := range buckets {
+		d := b.readyAt(now, p).Sub(now)
+		if b.limit > 0 {
+			ahead := 0
+			for _, w := range s.waiters {
+				if w.prio >= p && slices.Contains(w.buckets, b) {
+					ahead++
+				}
+			}
+			d += time.Duration(ahead) * b.window / time.Duration(b.limit)
+		}
+		most = max(most, d)
+	}
+	return most
 }
 
 // penalize empties buckets until now+d: the platform answered 429.

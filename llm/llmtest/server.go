@@ -93,11 +93,42 @@ type Server struct {
 
 	mu       sync.Mutex
 	requests []Request
+	timings  map[string]Timing
+}
+
+// Timing is when the server received a request and wrote its first and
+// last chunks.
+type Timing struct {
+	Received, First, Last time.Time
+}
+
+// Timings returns the timings of the requests so far, by the text of each
+// request's last message.
+func (s *Server) Timings() map[string]Timing {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]Timing, len(s.timings))
+	for k, v := range s.timings {
+		out[k] = v
+	}
+	return out
+}
+
+func (s *Server) setTiming(req Request, f func(*Timing)) {
+	if len(req.Messages) == 0 {
+		return
+	}
+	key := req.Messages[len(req.Messages)-1].Text()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.timings[key]
+	f(&t)
+	s.timings[key] = t
 }
 
 // NewServer starts a fake endpoint; its base URL (for LLM_BASE_URL) is URL()+"/v1".
 func NewServer() *Server {
-	s := &Server{Models: []string{"fake-small", "fake-large", "sora-2"}}
+	s := &Server{Models: []string{"fake-small", "fake-large", "sora-2"}, timings: make(map[string]Timing)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/chat/completions", s.complete)
 	mux.HandleFunc("GET /v1/models", s.models)
@@ -138,9 +169,11 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, `{"error":{"message":"bad request"}}`, http.StatusBadRequest)
 		return
 	}
+	received := time.Now()
 	s.mu.Lock()
 	s.requests = append(s.requests, req)
 	s.mu.Unlock()
+	s.setTiming(req, func(t *Timing) { t.Received = received })
 	reply := Reply{Chunks: []string{"ok"}}
 	if s.Answer != nil {
 		reply = s.Answer(req)
@@ -195,6 +228,13 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request) {
 		})
 		fmt.Fprintf(w, "data: %s\n\n", b)
 		flush()
+		now := time.Now()
+		s.setTiming(req, func(t *Timing) {
+			if i == 0 {
+				t.First = now
+			}
+			t.Last = now
+		})
 		if i == 0 && reply.Hold != nil {
 			select {
 			case <-reply.Hold:
