@@ -8,6 +8,7 @@ package llm
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"time"
 )
@@ -83,6 +84,8 @@ type Config struct {
 	CatalogTTL time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Logger receives warnings (catalog fallbacks); default slog.Default().
+	Logger *slog.Logger
 }
 
 // Errors. Each error returned by Stream or Recv that comes from the endpoint
@@ -91,10 +94,16 @@ var (
 	ErrUnauthorized  = errors.New("llm: unauthorized")
 	ErrModelNotFound = errors.New("llm: model not found")
 	ErrRateLimited   = errors.New("llm: rate limited")
+	// ErrContextLength means the conversation is too long for the model;
+	// shorten it with Shrink (or Fit with a smaller budget) and send again.
 	ErrContextLength = errors.New("llm: context length exceeded")
 	ErrServer        = errors.New("llm: server error")
 	ErrStreamCut     = errors.New("llm: stream cut before the end")
 	ErrTimeout       = errors.New("llm: timeout")
+
+	// ErrBadRequest is any other request the endpoint refused (HTTP 4xx):
+	// an unsupported parameter, a bad image URL, a content policy refusal.
+	ErrBadRequest = errors.New("llm: request rejected")
 )
 
 // RateLimitError is returned for a 429; it matches ErrRateLimited.
