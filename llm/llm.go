@@ -71,12 +71,16 @@ type Config struct {
 	// keep-alive comments included; default 90s.
 	IdleTimeout time.Duration
 	// ModelIdleTimeouts overrides IdleTimeout and FirstTokenTimeout for
-	// models matching a glob pattern (video models are slow).
+	// models matching a glob pattern (video models are slow). Patterns are
+	// matched like Models; the longest matching pattern wins.
 	ModelIdleTimeouts map[string]time.Duration
 	// RetryBudget bounds the total time spent retrying failures before the
 	// first byte; default 30s.
 	RetryBudget time.Duration
-	// Models are glob patterns of allowed models; empty allows all.
+	// Models are glob patterns of allowed models (path.Match syntax,
+	// case-insensitive, and * also matches "/"); empty allows all. When the
+	// endpoint cannot list its models, the names without wildcards (and
+	// DefaultModel) are the catalog.
 	Models []string
 	// DefaultModel is always part of the fallback catalog.
 	DefaultModel string
