@@ -57,11 +57,17 @@ type Terminal struct {
 
 	mu     sync.Mutex
 	seq    int
-	shown  map[string]string // message id -> the text on screen
-	last   string            // the message written last
-	col0   bool              // the output is at the start of a line
-	status bool              // a progress line is on screen
-	turn   *turn             // the question being answered
+	msgs   map[string]*message
+	last   string // the message written last
+	col0   bool   // the output is at the start of a line
+	status bool   // a progress line is on screen
+	turn   *turn  // the question being answered
+}
+
+// message is one message of the bot.
+type message struct {
+	printed string // the text on screen
+	held    bool   // posted but not printed yet (piped output)
 }
 
 // turn is a question waiting for its answer to finish.
@@ -80,7 +86,7 @@ func New(cfg Config) *Terminal {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Terminal{cfg: cfg, shown: map[string]string{}, col0: true}
+	return &Terminal{cfg: cfg, msgs: map[string]*message{}, col0: true}
 }
 
 // Name returns "console".
@@ -165,6 +171,9 @@ func (t *Terminal) Run(ctx context.Context, e Engine) error {
 		if err := t.ask(ctx, e, line); err != nil {
 			return err
 		}
+		if ctx.Err() != nil {
+			return nil
+		}
 	}
 }
 
@@ -184,6 +193,9 @@ func (t *Terminal) ask(ctx context.Context, e Engine, line string) error {
 		t.mu.Lock()
 		t.turn = nil
 		t.mu.Unlock()
+		if ctx.Err() != nil {
+			return nil // the engine stopped with ctx
+		}
 		return fmt.Errorf("console: %w", err)
 	}
 	select {
@@ -194,19 +206,31 @@ func (t *Terminal) ask(ctx context.Context, e Engine, line string) error {
 	}
 }
 
-// Post writes a new message.
+// Post writes a new message. When the output is not a terminal, the text
+// is held until the message's next edit: a placeholder ("Queued…") is then
+// replaced without ever being written, so that piped output holds answers
+// only. The engine always ends a message with an edit (FinalEdit).
 func (t *Terminal) Post(ctx context.Context, dest bots.Destination, text string) (string, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.seq++
 	id := "r" + strconv.Itoa(t.seq)
+	if !t.cfg.Interactive {
+		t.msgs[id] = &message{held: true}
+		return id, nil
+	}
+	t.msgs[id] = &message{printed: text}
+	return id, t.startLocked(id, text)
+}
+
+// startLocked writes the text of message id on a line of its own.
+func (t *Terminal) startLocked(id, text string) error {
 	t.clearStatusLocked()
 	if !t.col0 {
 		t.writeLocked("\n")
 	}
-	t.shown[id] = text
 	t.last = id
-	return id, t.writeLocked(text)
+	return t.writeLocked(text)
 }
 
 // Edit shows the new text of message id: when it extends what is on
@@ -215,14 +239,18 @@ func (t *Terminal) Post(ctx context.Context, dest bots.Destination, text string)
 func (t *Terminal) Edit(ctx context.Context, dest bots.Destination, id, text string, final bool) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	old, ok := t.shown[id]
+	m, ok := t.msgs[id]
 	if !ok {
 		return bots.ErrGone
 	}
 	t.clearStatusLocked()
-	t.shown[id] = text
+	old := m.printed
+	m.printed = text
 	var err error
 	switch {
+	case m.held:
+		m.held = false
+		err = t.startLocked(id, text)
 	case id == t.last && strings.HasPrefix(text, old):
 		err = t.writeLocked(text[len(old):])
 	default:
@@ -260,10 +288,10 @@ func (t *Terminal) rewriteLocked(id, old, text string) error {
 func (t *Terminal) Delete(ctx context.Context, dest bots.Destination, id string) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if _, ok := t.shown[id]; !ok {
+	if _, ok := t.msgs[id]; !ok {
 		return bots.ErrGone
 	}
-	delete(t.shown, id)
+	delete(t.msgs, id)
 	return nil
 }
 

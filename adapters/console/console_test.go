@@ -159,7 +159,7 @@ func TestEdits(t *testing.T) {
 				p.Edit(ctx, dest, id, "Answer", false)
 				p.Edit(ctx, dest, id, "Answer done", true)
 			},
-			want: "⏳ _Queued…_\nAnswer done\n",
+			want: "Answer done\n",
 		},
 		{
 			name:        "placeholder replaced in place on a terminal",
@@ -174,9 +174,19 @@ func TestEdits(t *testing.T) {
 			name: "a changed line in a longer text",
 			script: func(ctx context.Context, p bots.Platform, dest bots.Destination) {
 				id, _ := p.Post(ctx, dest, "Line one\nLine tw")
+				p.Edit(ctx, dest, id, "Line one\nLine tw", false)
 				p.Edit(ctx, dest, id, "Line one\nLine 2\nLine 3", true)
 			},
 			want: "Line one\nLine tw\nLine 2\nLine 3\n",
+		},
+		{
+			name:        "a changed line on a terminal",
+			interactive: true,
+			script: func(ctx context.Context, p bots.Platform, dest bots.Destination) {
+				id, _ := p.Post(ctx, dest, "Line one\nLine tw")
+				p.Edit(ctx, dest, id, "Line one\nLine 2\nLine 3", true)
+			},
+			want: "> Line one\nLine tw\r\x1b[KLine 2\nLine 3\n> \n",
 		},
 		{
 			name:        "progress erased by the answer",
@@ -196,7 +206,17 @@ func TestEdits(t *testing.T) {
 				p.Edit(ctx, dest, a, "First part", true)
 				p.Edit(ctx, dest, b, "Second part", true)
 			},
-			want: "First\nSecond\nFirst part\nSecond part\n",
+			want: "First part\nSecond part\n",
+		},
+		{
+			name: "a deleted placeholder",
+			script: func(ctx context.Context, p bots.Platform, dest bots.Destination) {
+				a, _ := p.Post(ctx, dest, "⏳ _Queued…_")
+				p.Delete(ctx, dest, a)
+				b, _ := p.Post(ctx, dest, "Answer")
+				p.Edit(ctx, dest, b, "Answer", true)
+			},
+			want: "Answer\n",
 		},
 	}
 	for _, tt := range tests {
