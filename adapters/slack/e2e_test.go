@@ -565,3 +565,24 @@ func equalMessages(got, want []llmMessage) bool {
 	}
 	return true
 }
+
+func TestE2EStricterLimitsWaitedOut(t *testing.T) {
+	// The fake limits chat.update harder than Parley paces it (one every
+	// 2 s per workspace): the 429s are waited out and the text is exact.
+	h := newE2E(t, StreamingUpdate, slacktest.Config{Limits: map[string]slacktest.Limit{
+		"chat.update":      {Every: 2 * time.Second, Burst: 1},
+		"chat.postMessage": {Every: time.Second, Burst: 1, PerChannel: true},
+	}})
+	h.start()
+	chunks := strings.Fields(strings.Repeat("word ", 24))
+	for i := range chunks {
+		chunks[i] += " "
+	}
+	chunks[len(chunks)-1] = "end."
+	h.llm.script(llmReply{Chunks: chunks, Every: 100 * time.Millisecond})
+	q := h.slack.UserMessage("C1", "", "U1", bot+" talk")
+	h.replyIn("C1", q.TS, 1, strings.Join(chunks, ""))
+	if n := h.slack.RateLimited("chat.update"); n == 0 {
+		t.Errorf("no 429 from chat.update: the test did not test the limit")
+	}
+}
