@@ -21,6 +21,7 @@ import (
 
 	"github.com/parleyhq/parley/adapters/discord/discordtest"
 	"github.com/parleyhq/parley/bots"
+	"github.com/parleyhq/parley/conversation"
 	"github.com/parleyhq/parley/conversation/sqlite"
 	"github.com/parleyhq/parley/llm"
 )
@@ -139,11 +140,51 @@ func (f *fakeLLM) setAnswer(a func(s *sse, req chatRequest)) {
 	f.answer = a
 }
 
+// watchedStore tells waiters when a message is updated (an answer is
+// stored with its platform id once it is fully shown).
+type watchedStore struct {
+	conversation.Store
+	mu      sync.Mutex
+	changed chan struct{}
+}
+
+func (s *watchedStore) UpdateMessage(ctx context.Context, m conversation.Message) error {
+	err := s.Store.UpdateMessage(ctx, m)
+	s.mu.Lock()
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
+	return err
+}
+
+// awaitAnswerStored waits until the engine stored the answer posted as
+// message id: a reply to it finds its conversation from then on.
+func (s *watchedStore) awaitAnswerStored(t *testing.T, workspace, id string) {
+	t.Helper()
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	for {
+		s.mu.Lock()
+		ch := s.changed
+		s.mu.Unlock()
+		_, m, err := s.MessageByPlatformID(t.Context(), "discord", workspace, id)
+		if err == nil && m.Role == conversation.RoleAssistant {
+			return
+		}
+		select {
+		case <-ch:
+		case <-deadline.C:
+			t.Fatalf("answer %s not stored", id)
+		}
+	}
+}
+
 // world is Parley on the fake Discord.
 type world struct {
-	fake *discordtest.Server
-	llm  *fakeLLM
-	a    *Adapter
+	fake  *discordtest.Server
+	llm   *fakeLLM
+	store *watchedStore
+	a     *Adapter
 	ann  discordtest.User
 	ch   string
 	bot  string // the bot's mention
@@ -154,10 +195,11 @@ func newWorld(t *testing.T, fopts discordtest.Options, opts Options, tweaks ...f
 	fake := discordtest.New(t, fopts)
 	fl := newFakeLLM(t)
 	quiet := slog.New(slog.DiscardHandler)
-	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "parley.db"), sqlite.Options{})
+	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "parley.db"), sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	store := &watchedStore{Store: db, changed: make(chan struct{})}
 	client, err := llm.New(llm.Config{BaseURL: fl.URL + "/v1", APIKey: "sk-test", DefaultModel: "gpt-a", Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
@@ -173,7 +215,7 @@ func newWorld(t *testing.T, fopts discordtest.Options, opts Options, tweaks ...f
 		store.Close()
 	})
 	a := run(t, fake, eng, opts, tweaks...)
-	return &world{fake: fake, llm: fl, a: a, ann: fake.AddUser("ann"), ch: fake.AddChannel("general"), bot: "<@" + fake.BotID + ">"}
+	return &world{fake: fake, llm: fl, store: store, a: a, ann: fake.AddUser("ann"), ch: fake.AddChannel("general"), bot: "<@" + fake.BotID + ">"}
 }
 
 // answered waits until channel holds n live bot messages, the last of
@@ -242,6 +284,7 @@ func TestE2EReplyModeChain(t *testing.T) {
 		t.Fatalf("got %+v, want a reply to %s without thread", got[0], q.ID)
 	}
 	// Replying to the answer (Discord pings the bot by default) continues.
+	w.store.awaitAnswerStored(t, w.fake.GuildID, got[0].ID)
 	r := w.fake.Post(w.ch, w.ann, "two", got[0].ID)
 	got = w.answered(t, w.ch, 2, is("u:one a:u:one u:two"))
 	if got[1].ReplyTo != r.ID {
