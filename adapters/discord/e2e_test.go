@@ -185,9 +185,9 @@ type world struct {
 	llm   *fakeLLM
 	store *watchedStore
 	a     *Adapter
-	ann  discordtest.User
-	ch   string
-	bot  string // the bot's mention
+	ann   discordtest.User
+	ch    string
+	bot   string // the bot's mention
 }
 
 func newWorld(t *testing.T, fopts discordtest.Options, opts Options, tweaks ...func(*Adapter)) *world {
