@@ -27,7 +27,7 @@ func (m *Main) runBot(ctx context.Context) error {
 		return err
 	}
 	log := newLogger(m.Stderr, cfg.Log)
-	engine, err := m.newEngine(ctx, cfg, log)
+	engine, client, err := m.newEngine(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -52,6 +52,7 @@ func (m *Main) runBot(ctx context.Context) error {
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return engine.Run(ctx) })
+	g.Go(func() error { return client.Run(ctx) }) // keeps the model catalog fresh
 	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http: %w", err)
@@ -83,9 +84,9 @@ func (m *Main) runBot(ctx context.Context) error {
 }
 
 // newEngine opens the store and builds the LLM client and the engine.
-func (m *Main) newEngine(ctx context.Context, cfg *config.Config, log *slog.Logger) (*bots.Engine, error) {
+func (m *Main) newEngine(ctx context.Context, cfg *config.Config, log *slog.Logger) (*bots.Engine, *llm.Client, error) {
 	if err := m.openStore(ctx, cfg.Store, log); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	client, err := llm.New(llm.Config{
 		BaseURL:           cfg.LLM.BaseURL,
@@ -95,18 +96,20 @@ func (m *Main) newEngine(ctx context.Context, cfg *config.Config, log *slog.Logg
 		ModelIdleTimeouts: cfg.LLM.ModelTimeoutMap(),
 		Models:            cfg.LLM.Models,
 		DefaultModel:      cfg.LLM.Model,
+		Logger:            log,
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return bots.New(bots.Config{
+	engine := bots.New(bots.Config{
 		DefaultModel:  cfg.LLM.Model,
 		SystemPrompt:  cfg.LLM.SystemPrompt,
 		ContextTokens: cfg.LLM.ContextTokens,
 		MaxConcurrent: cfg.Engine.MaxConcurrent,
 		StopEmoji:     cfg.Engine.StopEmoji,
 		Logger:        log,
-	}, m.store, client), nil
+	}, m.store, client)
+	return engine, client, nil
 }
 
 // platform is a chat platform's adapter as runBot runs it.

@@ -200,3 +200,35 @@ func TestUsage(t *testing.T) {
 		t.Errorf("extra argument: got %v, want a usage error", err)
 	}
 }
+
+// migrate works on PostgreSQL too, given PARLEY_TEST_POSTGRES_URL (as CI
+// sets it), and never prints the password.
+func TestMigratePostgres(t *testing.T) {
+	url := os.Getenv("PARLEY_TEST_POSTGRES_URL")
+	if url == "" {
+		t.Skip("PARLEY_TEST_POSTGRES_URL is not set")
+	}
+	m, _, logs := testMain(t, map[string]string{"DATABASE_URL": url})
+	if err := m.Run(context.Background(), []string{"migrate"}); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	if !strings.Contains(logs.String(), "database is up to date") || !strings.Contains(logs.String(), "driver=postgres") {
+		t.Errorf("logs %q, want the PostgreSQL database up to date", logs)
+	}
+}
+
+// A PostgreSQL server that cannot be reached is an error that names no
+// password.
+func TestPostgresUnreachable(t *testing.T) {
+	const password = "pg-S3CR3T"
+	m, out, logs := testMain(t, map[string]string{
+		"DATABASE_URL": "postgres://parley:" + password + "@127.0.0.1:1/parley?sslmode=disable&connect_timeout=5",
+	})
+	err := m.Run(context.Background(), []string{"migrate"})
+	if err == nil {
+		t.Fatal("got no error")
+	}
+	if all := err.Error() + out.String() + logs.String(); strings.Contains(all, password) {
+		t.Errorf("output shows the password: %s", all)
+	}
+}

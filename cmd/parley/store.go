@@ -6,6 +6,7 @@ import (
 	"log/slog"
 
 	"github.com/parleyhq/parley/cmd/parley/config"
+	"github.com/parleyhq/parley/conversation/postgres"
 	"github.com/parleyhq/parley/conversation/sqlite"
 )
 
@@ -20,8 +21,11 @@ func (m *Main) openStore(ctx context.Context, cfg config.Store, log *slog.Logger
 		}
 		m.store = s
 	case config.Postgres:
-		// Wired when conversation/postgres lands.
-		return fmt.Errorf("DATABASE_URL: this build of parley has no PostgreSQL support yet; use sqlite://parley.db")
+		s, err := postgres.Open(ctx, cfg.URL.Reveal(), postgres.Options{})
+		if err != nil {
+			return err
+		}
+		m.store = s
 	default:
 		return fmt.Errorf("DATABASE_URL: unknown driver %q", cfg.Driver)
 	}
