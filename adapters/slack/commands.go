@@ -147,7 +147,7 @@ func (a *Adapter) interaction(ctx context.Context, ic *slackapi.InteractionCallb
 			if act == nil || act.ActionID != modelActionID || act.SelectedOption.Value == "" {
 				continue
 			}
-			channel := cmp(ic.Channel.ID, ic.Container.ChannelID)
+			channel := firstNonEmpty(ic.Channel.ID, ic.Container.ChannelID)
 			cmd := bots.Command{
 				Workspace: ic.Team.ID,
 				Channel:   channel,

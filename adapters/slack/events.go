@@ -100,11 +100,11 @@ func (a *Adapter) mention(cb *slackevents.EventsAPICallbackEvent, ev *slackevent
 	in := bots.Incoming{
 		Workspace:   cb.TeamID,
 		Channel:     ev.Channel,
-		Thread:      cmp(ev.ThreadTimeStamp, ev.TimeStamp),
+		Thread:      firstNonEmpty(ev.ThreadTimeStamp, ev.TimeStamp),
 		MessageID:   ev.TimeStamp,
 		EventID:     cb.EventID,
 		Author:      ev.User,
-		AuthorTeam:  cmp(ev.UserTeam, cb.TeamID),
+		AuthorTeam:  firstNonEmpty(ev.UserTeam, cb.TeamID),
 		AuthorIsBot: ev.BotID != "" || ev.User == a.botUserID,
 		DM:          isDMChannel(ev.Channel),
 		Mentioned:   true,
@@ -130,11 +130,11 @@ func (a *Adapter) message(cb *slackevents.EventsAPICallbackEvent, ev *slackevent
 	in := bots.Incoming{
 		Workspace:   cb.TeamID,
 		Channel:     ev.Channel,
-		Thread:      cmp(ev.ThreadTimeStamp, ev.TimeStamp),
+		Thread:      firstNonEmpty(ev.ThreadTimeStamp, ev.TimeStamp),
 		MessageID:   ev.TimeStamp,
 		EventID:     cb.EventID,
-		Author:      cmp(ev.User, ev.BotID),
-		AuthorTeam:  cmp(ev.UserTeam, cb.TeamID),
+		Author:      firstNonEmpty(ev.User, ev.BotID),
+		AuthorTeam:  firstNonEmpty(ev.UserTeam, cb.TeamID),
 		AuthorIsBot: ev.BotID != "" || ev.SubType == "bot_message" || (a.botUserID != "" && ev.User == a.botUserID),
 		DM:          dm,
 		Mentioned:   a.mentions(ev.Text),
@@ -202,8 +202,8 @@ func tsTime(ts string) time.Time {
 	return time.Unix(s, us*1000).UTC()
 }
 
-// cmp returns the first non-empty string.
-func cmp(s ...string) string {
+// firstNonEmpty returns the first non-empty string.
+func firstNonEmpty(s ...string) string {
 	for _, v := range s {
 		if v != "" {
 			return v

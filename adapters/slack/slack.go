@@ -132,7 +132,7 @@ func newAdapter(opts Options, eng engine, logger *slog.Logger) (*Adapter, error)
 	if opts.AppToken != "" && !strings.HasPrefix(opts.AppToken, "xapp-") {
 		return nil, errors.New("slack: SLACK_APP_TOKEN is not an app-level token: it starts with xapp- (Basic Information, App-Level Tokens)")
 	}
-	mode := opts.Streaming
+	mode := strings.ToLower(strings.TrimSpace(opts.Streaming))
 	switch mode {
 	case "":
 		mode = StreamingAuto
