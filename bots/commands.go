@@ -28,7 +28,8 @@ func parseCommand(text string) (name, args string, ok bool) {
 	return name, strings.TrimSpace(args), true
 }
 
-const helpText = "*Parley* answers when you mention it in a channel, in the thread of its answer, and in direct messages.\n" +
+// helpText is Markdown, like every command answer: adapters convert it.
+const helpText = "**Parley** answers when you mention it in a channel, in the thread of its answer, and in direct messages.\n" +
 	"• `/model` shows the model in use; `/model NAME` sets it for this thread (or channel); `/model NAME me` sets it for you everywhere; `/model clear` removes the setting\n" +
 	"• `/models [FILTER]` lists the models you can choose\n" +
 	"• `/system [PROMPT]` shows or sets the system prompt here; `/system clear` removes it\n" +

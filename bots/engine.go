@@ -254,6 +254,17 @@ func (e *Engine) Handle(ctx context.Context, p Platform, in Incoming) error {
 // and a message without one is answered only inside a conversation the bot
 // is part of (a thread where it answered, or a reply to its message).
 func (e *Engine) route(ctx context.Context, p Platform, in Incoming) (conversation.Conversation, bool, error) {
+	// A reply to one of the bot's answers continues that answer's
+	// conversation, mention or not.
+	if in.ReplyTo != "" {
+		conv, m, err := e.store.MessageByPlatformID(ctx, p.Name(), in.Workspace, in.ReplyTo)
+		if err == nil && m.Role == conversation.RoleAssistant {
+			return conv, true, nil
+		}
+		if err != nil && !errors.Is(err, conversation.ErrNotFound) {
+			return conv, false, fmt.Errorf("bots: find replied message: %w", err)
+		}
+	}
 	key := conversation.Key{Platform: p.Name(), Workspace: in.Workspace, Channel: in.Channel, Thread: in.Thread}
 	if in.DM || in.Mentioned {
 		conv, err := e.store.Conversation(ctx, key)
@@ -270,15 +281,6 @@ func (e *Engine) route(ctx context.Context, p Platform, in Incoming) (conversati
 	}
 	if !errors.Is(err, conversation.ErrNotFound) {
 		return conv, false, fmt.Errorf("bots: find conversation: %w", err)
-	}
-	if in.ReplyTo != "" {
-		conv, m, err := e.store.MessageByPlatformID(ctx, p.Name(), in.Workspace, in.ReplyTo)
-		if err == nil && m.Role == conversation.RoleAssistant {
-			return conv, true, nil
-		}
-		if err != nil && !errors.Is(err, conversation.ErrNotFound) {
-			return conv, false, fmt.Errorf("bots: find replied message: %w", err)
-		}
 	}
 	return conversation.Conversation{}, false, nil
 }

@@ -550,3 +550,22 @@ func TestSpentEditBudgetContinuesInNewMessage(t *testing.T) {
 		t.Errorf("%d 429s, want none", s.RateLimited)
 	}
 }
+
+func TestReplyToAnswerContinuesItsConversation(t *testing.T) {
+	h := newHarness(t, botstest.Enforced{}, bots.Config{})
+	ctx := context.Background()
+	h.engine.Handle(ctx, h.p, mention("m1", "m1", "first"))
+	key := conversation.Key{Platform: "fake", Workspace: "W1", Channel: "C1", Thread: "m1"}
+	hist := h.waitStored(t, key, 1)
+	answerID := hist[len(hist)-1].PlatformID
+	if answerID == "" {
+		t.Fatal("the answer's platform id was not stored")
+	}
+	// A reply to the answer, in the channel (Discord's reply mode), with a
+	// mention: the same conversation, not a new one.
+	h.engine.Handle(ctx, h.p, bots.Incoming{Workspace: "W1", Channel: "C1", Thread: "m2", MessageID: "m2", ReplyTo: answerID, Author: "U1", Mentioned: true, Text: "second"})
+	h.waitStored(t, key, 2)
+	if _, err := h.store.FindConversation(ctx, conversation.Key{Platform: "fake", Workspace: "W1", Channel: "C1", Thread: "m2"}); !errors.Is(err, conversation.ErrNotFound) {
+		t.Errorf("a reply to the answer started a conversation of its own (err %v)", err)
+	}
+}

@@ -40,6 +40,13 @@ func (e *Engine) Recover(ctx context.Context, p Platform) error {
 		}
 		fctx, cancel := context.WithTimeout(ctx, e.cfg.FinishTimeout)
 		r.flush(fctx)
+		if r.goneErr() != nil {
+			// The message is gone (deleted, or replaced by the adapter):
+			// say it in the thread instead.
+			r = newReply(e, p, r.dest)
+			r.set(interruptedNotice, true)
+			r.flush(fctx)
+		}
 		cancel()
 		e.log.Info("interrupted answer corrected", "platform", p.Name(), "conversation", m.ConversationID)
 	}

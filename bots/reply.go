@@ -293,7 +293,9 @@ func (r *reply) flush(ctx context.Context) {
 			first := p.id == "" && op.index == 0
 			newID := p.id == ""
 			p.id, p.sent = id, text
-			if final && text == p.text {
+			// A message posted with its final text is final, except where
+			// the platform must be told so in an edit (a native stream).
+			if final && text == p.text && !(newID && r.lim.FinalEdit) {
 				p.finalSent = true
 			}
 			if text == p.text && p.text != "" {
