@@ -56,6 +56,7 @@ type Terminal struct {
 	cfg Config
 
 	mu     sync.Mutex
+	run    string // this run's prefix of message ids
 	seq    int
 	msgs   map[string]*message
 	last   string // the message written last
@@ -86,7 +87,10 @@ func New(cfg Config) *Terminal {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Terminal{cfg: cfg, msgs: map[string]*message{}, col0: true}
+	// Message ids must not repeat across runs on one database: the store
+	// takes a known id for a duplicate delivery and the engine ignores it.
+	run := strconv.FormatInt(cfg.Now().UnixNano(), 36)
+	return &Terminal{cfg: cfg, run: run, msgs: map[string]*message{}, col0: true}
 }
 
 // Name returns "console".
@@ -181,7 +185,7 @@ func (t *Terminal) Run(ctx context.Context, e Engine) error {
 func (t *Terminal) ask(ctx context.Context, e Engine, line string) error {
 	t.mu.Lock()
 	t.seq++
-	tr := &turn{id: "q" + strconv.Itoa(t.seq), done: make(chan struct{})}
+	tr := &turn{id: t.run + "-q" + strconv.Itoa(t.seq), done: make(chan struct{})}
 	t.turn = tr
 	t.mu.Unlock()
 	err := e.Handle(ctx, t, bots.Incoming{
@@ -214,7 +218,7 @@ func (t *Terminal) Post(ctx context.Context, dest bots.Destination, text string)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.seq++
-	id := "r" + strconv.Itoa(t.seq)
+	id := t.run + "-r" + strconv.Itoa(t.seq)
 	if !t.cfg.Interactive {
 		t.msgs[id] = &message{held: true}
 		return id, nil

@@ -12,14 +12,14 @@ import (
 
 // consoleMain returns a Main for `parley console` against the fake
 // endpoint srv, with input as its standard input.
-func consoleMain(t *testing.T, srv *llmtest.Server, input string) (*Main, *strings.Builder) {
+func consoleMain(t *testing.T, srv *llmtest.Server, input, db string) (*Main, *strings.Builder) {
 	t.Helper()
 	m, _, logs := testMain(t, map[string]string{
 		"LLM_BASE_URL":      srv.BaseURL(),
 		"LLM_API_KEY":       secretKey,
 		"LLM_MODEL":         "fake-small",
 		"LLM_SYSTEM_PROMPT": "Be brief.",
-		"DATABASE_URL":      "sqlite://" + filepath.Join(t.TempDir(), "parley.db"),
+		"DATABASE_URL":      "sqlite://" + db,
 	})
 	var out strings.Builder
 	m.Stdin = strings.NewReader(input)
@@ -57,7 +57,7 @@ func TestConsoleChat(t *testing.T) {
 		// Paced, so that the reply is posted before the answer ends.
 		return llmtest.Reply{Chunks: llmtest.Words("You said: "+last+". Anything else?", 1), Every: 20 * time.Millisecond}
 	}
-	m, out := consoleMain(t, srv, "hello there\n/model\nwhat next\n")
+	m, out := consoleMain(t, srv, "hello there\n/model\nwhat next\n", filepath.Join(t.TempDir(), "parley.db"))
 	runConsole(t, m)
 
 	lines := strings.Split(out.String(), "\n")
@@ -98,10 +98,38 @@ func TestConsoleFailure(t *testing.T) {
 	srv.Answer = func(r llmtest.Request) llmtest.Reply {
 		return llmtest.Reply{Status: 401, Body: `{"error":{"message":"Invalid API key"}}`}
 	}
-	m, out := consoleMain(t, srv, "hello\nagain\n")
+	m, out := consoleMain(t, srv, "hello\nagain\n", filepath.Join(t.TempDir(), "parley.db"))
 	runConsole(t, m)
 	got := out.String()
 	if strings.Count(got, "\n") != 2 || strings.Count(got, "LLM_API_KEY") != 2 || len(srv.Requests()) != 2 {
 		t.Errorf("output %q after %d requests, want two lines telling to check LLM_API_KEY", got, len(srv.Requests()))
+	}
+}
+
+// A second console run on the same database goes on with the conversation.
+func TestConsoleResumes(t *testing.T) {
+	srv := llmtest.NewServer()
+	defer srv.Close()
+	srv.Answer = func(r llmtest.Request) llmtest.Reply {
+		return llmtest.Reply{Chunks: []string{"Answer ", "to ", r.Messages[len(r.Messages)-1].Text()}, Every: 20 * time.Millisecond}
+	}
+	db := filepath.Join(t.TempDir(), "parley.db")
+	for i, input := range []string{"one", "two"} {
+		m, out := consoleMain(t, srv, input+"\n", db)
+		runConsole(t, m)
+		if want := "Answer to " + input + "\n"; out.String() != want {
+			t.Errorf("run %d: output %q, want %q", i+1, out.String(), want)
+		}
+	}
+	reqs := srv.Requests()
+	if len(reqs) != 2 {
+		t.Fatalf("got %d requests, want 2", len(reqs))
+	}
+	var history []string
+	for _, msg := range reqs[1].Messages[1:] { // after the system prompt
+		history = append(history, msg.Text())
+	}
+	if got, want := strings.Join(history, "|"), "one|Answer to one|two"; got != want {
+		t.Errorf("second run sent %q, want %q", got, want)
 	}
 }
