@@ -36,6 +36,9 @@ directory (the environment wins). See .env.example for every variable.
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The first signal starts a clean shutdown; a second one ends the
+	// process at once.
+	context.AfterFunc(ctx, stop)
 	m := NewMain()
 	err := m.Run(ctx, os.Args[1:])
 	stop()
