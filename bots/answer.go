@@ -45,8 +45,11 @@ func (e *Engine) answer(j *job) {
 	}()
 
 	started := time.Now()
+	e.obs.QueueWait(j.p.Name(), started.Sub(j.queued))
+	e.obs.Streams(1)
 	text, usage, streamErr := e.stream(ctx, j, model, system)
 	close(progressDone)
+	e.obs.Streams(-1)
 
 	asst.Text = text
 	if usage != nil {
@@ -83,6 +86,12 @@ func (e *Engine) answer(j *job) {
 	if err := e.store.UpdateMessage(sctx, asst); err != nil {
 		log.Error("store answer", "err", err)
 	}
+	outcome := string(asst.Status)
+	if ctx.Err() != nil && cause != nil {
+		outcome = "stopped"
+	}
+	e.obs.Reply(j.p.Name(), outcome)
+	e.obs.Answer(model, time.Since(started), asst.PromptTokens, asst.CompletionTokens)
 	log.Info("reply finished", "model", model, "status", asst.Status, "chars", len(text),
 		"prompt_tokens", asst.PromptTokens, "completion_tokens", asst.CompletionTokens,
 		"duration", time.Since(started).Round(time.Millisecond))
@@ -97,6 +106,7 @@ func (e *Engine) stream(ctx context.Context, j *job, model, system string) (stri
 		if err != nil {
 			return "", nil, err
 		}
+		asked := time.Now()
 		s, err := e.llm.Stream(ctx, llm.Request{Model: model, Messages: msgs})
 		if errors.Is(err, llm.ErrContextLength) && attempt < 2 {
 			// The estimate was too generous for this model: halve the
@@ -132,6 +142,9 @@ func (e *Engine) stream(ctx context.Context, j *job, model, system string) (stri
 				usage = d.Usage
 			}
 			if d.Text != "" {
+				if text.Len() == 0 {
+					e.obs.FirstToken(model, time.Since(asked))
+				}
 				text.WriteString(d.Text)
 				j.reply.set(text.String(), false)
 			}
@@ -266,6 +279,7 @@ func (e *Engine) progress(j *job, done <-chan struct{}) {
 		}
 		err := j.p.Progress(j.ctx, j.dest, "is thinking…")
 		var rl *RateLimitError
+		e.obs.Call(j.p.Name(), "progress", errors.As(err, &rl))
 		if err != nil && !errors.As(err, &rl) && j.ctx.Err() == nil {
 			j.reply.setPlaceholder("_Thinking…_")
 			return
@@ -292,7 +306,7 @@ func (e *Engine) finishStopped(j *job, text string, cause error) {
 	r.mu.Lock()
 	flushing := r.flushing
 	r.mu.Unlock()
-	if !flushing && text == "" {
+	if !flushing && text == "" && !errors.Is(cause, errShutdown) {
 		return // nothing was shown: nothing to take back
 	}
 	r.set(withNotice(text, stopNotice(cause)), true)

@@ -38,6 +38,7 @@ const helpText = "**Parley** answers when you mention it in a channel, in the th
 
 // Command runs a command and returns its answer.
 func (e *Engine) Command(ctx context.Context, p Platform, cmd Command) CommandReply {
+	e.obs.Event(p.Name(), "command")
 	switch strings.ToLower(cmd.Name) {
 	case "help":
 		return CommandReply{Text: helpText, Ephemeral: true}

@@ -32,6 +32,10 @@ type Config struct {
 	// FinishTimeout bounds how long the final text of a reply is retried
 	// after the answer ended; default 2 minutes.
 	FinishTimeout time.Duration
+	// ShutdownGrace is how long replies in flight may go on once Run's
+	// context ends; the rest are then cut with a notice. Default 25 s.
+	ShutdownGrace time.Duration
+	Observer      Observer // default: none
 	Now           func() time.Time
 	Logger        *slog.Logger
 }
@@ -51,6 +55,7 @@ type Engine struct {
 	store conversation.Store
 	llm   *llm.Client
 	log   *slog.Logger
+	obs   Observer
 	sched *scheduler
 	sem   chan struct{}
 	stop  map[string]bool
@@ -58,10 +63,11 @@ type Engine struct {
 	runCtx  context.Context // set by Run before started is closed
 	started chan struct{}
 
-	mu     sync.Mutex
-	wg     sync.WaitGroup
-	queues map[int64]*queue
-	active map[string]*job // by "platform/workspace/message id": questions and replies
+	mu      sync.Mutex
+	closing bool // Run's context ended: no new messages
+	wg      sync.WaitGroup
+	queues  map[int64]*queue
+	active  map[string]*job // by "platform/workspace/message id": questions and replies
 }
 
 // New returns an Engine.
@@ -81,6 +87,12 @@ func New(cfg Config, store conversation.Store, client *llm.Client) *Engine {
 	if cfg.FinishTimeout <= 0 {
 		cfg.FinishTimeout = 2 * time.Minute
 	}
+	if cfg.ShutdownGrace <= 0 {
+		cfg.ShutdownGrace = 25 * time.Second
+	}
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -88,7 +100,7 @@ func New(cfg Config, store conversation.Store, client *llm.Client) *Engine {
 		cfg.Logger = slog.Default()
 	}
 	e := &Engine{
-		cfg: cfg, store: store, llm: client, log: cfg.Logger,
+		cfg: cfg, store: store, llm: client, log: cfg.Logger, obs: cfg.Observer,
 		sched:   newScheduler(cfg.Now),
 		sem:     make(chan struct{}, cfg.MaxConcurrent),
 		stop:    make(map[string]bool),
@@ -102,11 +114,13 @@ func New(cfg Config, store conversation.Store, client *llm.Client) *Engine {
 	return e
 }
 
-// Run runs the engine until ctx ends, then ends the replies in flight (each
-// says that it was cut) and waits for them.
+// Run runs the engine until ctx ends. Then it takes no new messages, lets
+// the replies in flight finish within ShutdownGrace, cuts the rest (each
+// says so) and waits for them.
 func (e *Engine) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	e.runCtx = ctx
+	// Replies live in runCtx, which outlives ctx by the grace period.
+	runCtx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	e.runCtx = runCtx
 	close(e.started)
 	sweep := time.NewTicker(10 * time.Minute)
 	defer sweep.Stop()
@@ -119,8 +133,23 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 		break
 	}
+	e.mu.Lock()
+	e.closing = true
+	e.mu.Unlock()
+	idle := make(chan struct{})
+	go func() {
+		e.wg.Wait()
+		close(idle)
+	}()
+	grace := time.NewTimer(e.cfg.ShutdownGrace)
+	defer grace.Stop()
+	select {
+	case <-idle:
+	case <-grace.C:
+		e.log.Warn("shutdown grace over: cutting the replies still streaming")
+	}
 	cancel(errShutdown)
-	e.wg.Wait()
+	<-idle
 	return nil
 }
 
@@ -134,11 +163,18 @@ func (e *Engine) context() (context.Context, error) {
 	default:
 		return nil, errors.New("bots: engine is not running")
 	}
-	if err := e.runCtx.Err(); err != nil {
+	e.mu.Lock()
+	closing := e.closing
+	e.mu.Unlock()
+	if closing {
 		return nil, errors.New("bots: engine is shutting down")
 	}
 	return e.runCtx, nil
 }
+
+// shutdownFlush bounds how long a reply cut by a shutdown may take to show
+// its notice.
+const shutdownFlush = 5 * time.Second
 
 // job is one message to answer.
 type job struct {
@@ -156,6 +192,7 @@ type job struct {
 	// restart can find the message to correct.
 	answerID int64
 	firstID  string
+	queued   time.Time // when it was accepted
 }
 
 // queue holds one conversation's messages waiting for their answer: they
@@ -182,6 +219,7 @@ func (e *Engine) Handle(ctx context.Context, p Platform, in Incoming) error {
 	if in.AuthorIsBot {
 		return nil
 	}
+	e.obs.Event(p.Name(), "message")
 	if strings.TrimSpace(in.Text) == "" && len(in.Attachments) == 0 {
 		return nil
 	}
@@ -205,7 +243,9 @@ func (e *Engine) Handle(ctx context.Context, p Platform, in Incoming) error {
 	}
 	if name, args, ok := parseCommand(in.Text); ok {
 		cmd := Command{Workspace: in.Workspace, Channel: in.Channel, Thread: conv.Key.Thread, User: in.Author, DM: in.DM, Name: name, Args: args}
-		e.wg.Add(1)
+		if !e.track() {
+			return errors.New("bots: engine is shutting down")
+		}
 		go func() {
 			defer e.wg.Done()
 			r := newReply(e, p, dest)
@@ -228,7 +268,7 @@ func (e *Engine) Handle(ctx context.Context, p Platform, in Incoming) error {
 		return nil
 	}
 	jctx, cancel := context.WithCancelCause(runCtx)
-	j := &job{p: p, in: in, conv: conv, user: user, dest: dest, ctx: jctx, cancel: cancel}
+	j := &job{p: p, in: in, conv: conv, user: user, dest: dest, ctx: jctx, cancel: cancel, queued: time.Now()}
 	j.reply = newReply(e, p, dest)
 	j.reply.onGone = func() { j.cancel(errReplyGone) }
 	j.reply.posted = func(id string, first bool) {
@@ -244,8 +284,23 @@ func (e *Engine) Handle(ctx context.Context, p Platform, in Incoming) error {
 			e.checkpoint(j, answerID, id, "")
 		}
 	}
-	e.enqueue(j)
+	if !e.enqueue(j) {
+		cancel(errShutdown)
+		return errors.New("bots: engine is shutting down")
+	}
 	return nil
+}
+
+// track counts a new goroutine of the engine's, unless the engine is
+// shutting down; the goroutine calls e.wg.Done.
+func (e *Engine) track() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closing {
+		return false
+	}
+	e.wg.Add(1)
+	return true
 }
 
 // route applies the conversation rules: it returns the conversation a
@@ -285,10 +340,14 @@ func (e *Engine) route(ctx context.Context, p Platform, in Incoming) (conversati
 	return conversation.Conversation{}, false, nil
 }
 
-// enqueue queues j behind the conversation's other messages.
-func (e *Engine) enqueue(j *job) {
+// enqueue queues j behind the conversation's other messages; it returns
+// false when the engine is shutting down.
+func (e *Engine) enqueue(j *job) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.closing {
+		return false
+	}
 	e.active[activeKey(j.p.Name(), j.in.Workspace, j.in.MessageID)] = j
 	q := e.queues[j.conv.ID]
 	if q == nil {
@@ -300,11 +359,12 @@ func (e *Engine) enqueue(j *job) {
 		// Show at once that it waits for the answers before it.
 		j.reply.setPlaceholder("⏳ _Queued: answering the earlier message first…_")
 		e.startFlush(j)
-		return
+		return true
 	}
 	q.running = true
 	e.wg.Add(1)
 	go e.drain(j.conv.ID, q)
+	return true
 }
 
 // drain answers a conversation's queued messages one after another.
@@ -356,7 +416,12 @@ func (e *Engine) startFlush(j *job) {
 		case <-runCtx.Done():
 		case <-j.ctx.Done():
 		}
-		t := time.NewTimer(e.cfg.FinishTimeout)
+		limit := e.cfg.FinishTimeout
+		if runCtx.Err() != nil {
+			// Shutting down: the process is about to exit.
+			limit = min(limit, shutdownFlush)
+		}
+		t := time.NewTimer(limit)
 		defer t.Stop()
 		select {
 		case <-r.finished:
@@ -405,6 +470,7 @@ func (e *Engine) Models(ctx context.Context, query string, n int) []string {
 // Deleted tells the engine a message was deleted: a stream answering it,
 // or writing it, stops, and a queued question is not answered.
 func (e *Engine) Deleted(p Platform, workspace, channel, messageID string) {
+	e.obs.Event(p.Name(), "delete")
 	e.mu.Lock()
 	j := e.active[activeKey(p.Name(), workspace, messageID)]
 	e.mu.Unlock()
@@ -421,6 +487,7 @@ func (e *Engine) Deleted(p Platform, workspace, channel, messageID string) {
 // Reacted tells the engine a user reacted to a message; a stop emoji on a
 // reply being streamed, by the person who asked, stops it.
 func (e *Engine) Reacted(p Platform, workspace, channel, messageID, user, emoji string) {
+	e.obs.Event(p.Name(), "reaction")
 	if !e.stop[strings.Trim(emoji, ": ")] {
 		return
 	}

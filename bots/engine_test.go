@@ -569,3 +569,40 @@ func TestReplyToAnswerContinuesItsConversation(t *testing.T) {
 		t.Errorf("a reply to the answer started a conversation of its own (err %v)", err)
 	}
 }
+
+func TestShutdownCutsStreamsAfterGrace(t *testing.T) {
+	srv := llmtest.NewServer()
+	defer srv.Close()
+	hold := make(chan struct{})
+	defer close(hold)
+	srv.Answer = func(r llmtest.Request) llmtest.Reply {
+		if r.Messages[len(r.Messages)-1].Text() == "quick" {
+			return llmtest.Reply{Chunks: []string{"quick answer"}}
+		}
+		return llmtest.Reply{Chunks: []string{"slow ", "answer"}, Hold: hold}
+	}
+	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "parley.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	client, _ := llm.New(llm.Config{BaseURL: srv.BaseURL(), APIKey: "k", DefaultModel: "fake-small"})
+	e := bots.New(bots.Config{DefaultModel: "fake-small", ShutdownGrace: 200 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)}, store, client)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); e.Run(ctx) }()
+	<-e.Started()
+	p := botstest.New("fake", botstest.Enforced{})
+	e.Handle(ctx, p, mention("m1", "m1", "slow"))
+	h := &harness{p: p}
+	h.waitMessages(t, "the slow answer's start", func(ms []botstest.Message) bool { return len(ms) == 1 && ms[0].Text == "slow " })
+	cancel()
+	<-done
+	ms := p.Messages()
+	if len(ms) != 1 || !strings.HasPrefix(ms[0].Text, "slow \n\n⚠️ _Interrupted") {
+		t.Fatalf("after shutdown the reply shows %+v, want the partial text and a notice", ms)
+	}
+	if err := e.Handle(context.Background(), p, mention("m2", "m2", "quick")); err == nil {
+		t.Error("Handle after shutdown accepted a message")
+	}
+}

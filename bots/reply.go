@@ -31,6 +31,7 @@ type reply struct {
 	dest   Destination
 	sched  *scheduler
 	log    *slog.Logger
+	obs    Observer
 	posted func(id string, first bool) // called for each new message
 	onGone func()                      // called when the platform says the reply is gone
 
@@ -56,7 +57,7 @@ type reply struct {
 func newReply(e *Engine, p Platform, dest Destination) *reply {
 	lim := p.Limits()
 	r := &reply{
-		p: p, lim: lim, dest: dest, sched: e.sched, log: e.log,
+		p: p, lim: lim, dest: dest, sched: e.sched, log: e.log, obs: e.obs,
 		maxChars: lim.MaxChars,
 		parts:    []*part{{}},
 		changed:  make(chan struct{}, 1),
@@ -282,11 +283,18 @@ func (r *reply) flush(ctx context.Context) {
 		if text == "" {
 			continue
 		}
-		if id == "" {
+		posting := id == ""
+		if posting {
 			id, err = r.p.Post(ctx, r.dest, text)
 		} else {
 			err = r.p.Edit(ctx, r.dest, id, text, final)
 		}
+		var rl *RateLimitError
+		opName := "edit"
+		if posting {
+			opName = "post"
+		}
+		r.obs.Call(r.p.Name(), opName, errors.As(err, &rl))
 		if err == nil {
 			failures = 0
 			r.mu.Lock()
@@ -307,7 +315,6 @@ func (r *reply) flush(ctx context.Context) {
 			}
 			continue
 		}
-		var rl *RateLimitError
 		switch {
 		case errors.As(err, &rl):
 			if rl.Global {

@@ -1,0 +1,36 @@
+package bots
+
+import "time"
+
+// Observer receives the engine's measurements; cmd/parley exports them as
+// Prometheus metrics. Methods must be cheap and safe for concurrent use.
+type Observer interface {
+	// Event counts an incoming event: kind is "message", "command",
+	// "reaction" or "delete".
+	Event(platform, kind string)
+	// Reply counts a finished reply by outcome: "complete", "partial",
+	// "failed", "stopped".
+	Reply(platform, outcome string)
+	// FirstToken is the model's time from request to first text.
+	FirstToken(model string, d time.Duration)
+	// Answer is a finished answer's duration and token counts.
+	Answer(model string, d time.Duration, promptTokens, completionTokens int)
+	// Call counts a platform call: op is "post", "edit", "delete" or
+	// "progress"; limited is true for a 429.
+	Call(platform, op string, limited bool)
+	// Streams adds delta to the number of live streams.
+	Streams(delta int)
+	// QueueWait is how long a message waited for its turn.
+	QueueWait(platform string, d time.Duration)
+}
+
+// nopObserver is the Observer when none is configured.
+type nopObserver struct{}
+
+func (nopObserver) Event(string, string)                   {}
+func (nopObserver) Reply(string, string)                   {}
+func (nopObserver) FirstToken(string, time.Duration)       {}
+func (nopObserver) Answer(string, time.Duration, int, int) {}
+func (nopObserver) Call(string, string, bool)              {}
+func (nopObserver) Streams(int)                            {}
+func (nopObserver) QueueWait(string, time.Duration)        {}
