@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bwmarrin/discordgo"
@@ -92,6 +93,8 @@ type Adapter struct {
 	events     chan func(context.Context)
 	disconnect chan struct{}
 	missed     chan struct{}
+
+	connected atomic.Bool // a gateway session is up (READY or RESUMED seen)
 
 	mu       sync.Mutex
 	botID    string
@@ -229,6 +232,9 @@ func routeLibraryLogs() {
 
 // Name implements bots.Platform.
 func (a *Adapter) Name() string { return "discord" }
+
+// Ready reports whether the gateway session is up, for readiness probes.
+func (a *Adapter) Ready() bool { return a.connected.Load() }
 
 // Limits implements bots.Platform.
 func (a *Adapter) Limits() bots.Limits { return a.limits }

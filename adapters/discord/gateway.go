@@ -146,11 +146,16 @@ func (a *Adapter) supervise(ctx context.Context) {
 // addHandlers registers the gateway handlers. discordgo calls them on its
 // reading goroutine (SyncEvents), so they only record or enqueue.
 func (a *Adapter) addHandlers() {
-	a.s.AddHandler(func(_ *discordgo.Session, r *discordgo.Ready) { a.onReady(r) })
+	a.s.AddHandler(func(_ *discordgo.Session, r *discordgo.Ready) {
+		a.connected.Store(true)
+		a.onReady(r)
+	})
 	a.s.AddHandler(func(_ *discordgo.Session, _ *discordgo.Resumed) {
+		a.connected.Store(true)
 		a.log.Info("gateway session resumed")
 	})
 	a.s.AddHandler(func(_ *discordgo.Session, _ *discordgo.Disconnect) {
+		a.connected.Store(false)
 		select {
 		case a.disconnect <- struct{}{}:
 		default:

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -95,6 +96,7 @@ type Adapter struct {
 	streamIdle time.Duration
 
 	ready     chan struct{} // closed once auth.test has answered
+	connected atomic.Bool   // the Socket Mode connection is up
 	readyOnce sync.Once
 	botUserID string // set before ready is closed
 
@@ -176,6 +178,21 @@ func newAdapter(opts Options, eng engine, logger *slog.Logger) (*Adapter, error)
 		slackapi.OptionLog(slog.NewLogLogger(logger.Handler(), slog.LevelDebug)),
 	)
 	return a, nil
+}
+
+// Ready reports whether Slack can be served, for readiness probes: the
+// Socket Mode connection is up, or, in HTTP events mode, auth.test has
+// answered.
+func (a *Adapter) Ready() bool {
+	if a.opts.AppToken == "" {
+		select {
+		case <-a.ready:
+			return true
+		default:
+			return false
+		}
+	}
+	return a.connected.Load()
 }
 
 // Name returns "slack".

@@ -57,10 +57,14 @@ func (a *Adapter) socketEvent(ctx context.Context, smc *socketmode.Client, evt s
 	case socketmode.EventTypeConnecting:
 		a.log.Debug("slack socket connecting")
 	case socketmode.EventTypeConnected:
+		a.connected.Store(true)
 		a.log.Info("slack socket connected")
 	case socketmode.EventTypeHello:
 		a.log.Debug("slack socket hello")
+	case socketmode.EventTypeDisconnect:
+		a.connected.Store(false)
 	case socketmode.EventTypeConnectionError:
+		a.connected.Store(false)
 		if e, ok := evt.Data.(*slackapi.ConnectionErrorEvent); ok {
 			a.log.Warn("slack socket connection failed, retrying", "attempt", e.Attempt, "in", e.Backoff, "err", redact(e.ErrorObj))
 		}

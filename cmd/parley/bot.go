@@ -7,14 +7,42 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/parleyhq/parley/adapters/discord"
+	"github.com/parleyhq/parley/adapters/slack"
 	"github.com/parleyhq/parley/bots"
 	"github.com/parleyhq/parley/cmd/parley/config"
+	"github.com/parleyhq/parley/conversation"
 	"github.com/parleyhq/parley/llm"
 )
+
+// readyz answers 200 when the store answers and every platform is
+// connected, else 503 naming what is not.
+func (m *Main) readyz(platforms []platform) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		var problems []string
+		_, err := m.store.FindConversation(ctx, conversation.Key{Platform: "readyz"})
+		if err != nil && !errors.Is(err, conversation.ErrNotFound) {
+			problems = append(problems, "store unreachable")
+		}
+		for _, p := range platforms {
+			if !p.ready() {
+				problems = append(problems, p.name+" not connected")
+			}
+		}
+		if len(problems) > 0 {
+			http.Error(w, strings.Join(problems, "; "), http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ok\n"))
+	}
+}
 
 // shutdownTimeout bounds the HTTP server's graceful shutdown.
 const shutdownTimeout = 10 * time.Second
@@ -27,6 +55,7 @@ func (m *Main) runBot(ctx context.Context) error {
 		return err
 	}
 	log := newLogger(m.Stderr, cfg.Log)
+	m.metrics = newMetrics()
 	engine, client, err := m.newEngine(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -36,11 +65,13 @@ func (m *Main) runBot(ctx context.Context) error {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
 	})
+	mux.Handle("GET /metrics", m.metrics.handler())
 
 	platforms, err := m.platforms(cfg, engine, mux, log)
 	if err != nil {
 		return err
 	}
+	mux.HandleFunc("GET /readyz", m.readyz(platforms))
 
 	// Listen before starting anything, so that a taken port is reported
 	// as a configuration problem, before any platform connects.
@@ -71,6 +102,11 @@ func (m *Main) runBot(ctx context.Context) error {
 	}
 	for _, p := range platforms {
 		g.Go(func() error {
+			// Correct the answers a previous run left streaming, then
+			// take events.
+			if err := engine.Recover(ctx, p.adapter); err != nil {
+				log.Warn("recover interrupted answers", "platform", p.name, "err", err)
+			}
 			if err := p.run(ctx); err != nil {
 				return fmt.Errorf("%s: %w", p.name, err)
 			}
@@ -101,12 +137,17 @@ func (m *Main) newEngine(ctx context.Context, cfg *config.Config, log *slog.Logg
 	if err != nil {
 		return nil, nil, err
 	}
+	var obs bots.Observer
+	if m.metrics != nil {
+		obs = m.metrics
+	}
 	engine := bots.New(bots.Config{
 		DefaultModel:  cfg.LLM.Model,
 		SystemPrompt:  cfg.LLM.SystemPrompt,
 		ContextTokens: cfg.LLM.ContextTokens,
 		MaxConcurrent: cfg.Engine.MaxConcurrent,
 		StopEmoji:     cfg.Engine.StopEmoji,
+		Observer:      obs,
 		Logger:        log,
 	}, m.store, client)
 	return engine, client, nil
@@ -114,8 +155,10 @@ func (m *Main) newEngine(ctx context.Context, cfg *config.Config, log *slog.Logg
 
 // platform is a chat platform's adapter as runBot runs it.
 type platform struct {
-	name string
-	run  func(ctx context.Context) error // runs until ctx ends
+	name    string
+	adapter bots.Platform
+	run     func(ctx context.Context) error // runs until ctx ends
+	ready   func() bool                     // connected, for /readyz
 }
 
 // platforms builds the adapters of the configured chat platforms. An
@@ -123,14 +166,39 @@ type platform struct {
 func (m *Main) platforms(cfg *config.Config, engine *bots.Engine, mux *http.ServeMux, log *slog.Logger) ([]platform, error) {
 	var ps []platform
 	if cfg.Slack.Enabled() {
-		// Wire adapters/slack here: build it from cfg.Slack (tokens via
-		// Reveal), engine and log; in HTTP events mode
-		// (!cfg.Slack.SocketMode()) mount its handler on mux.
-		return nil, errors.New("slack: this build of parley has no Slack adapter yet")
+		opts := slack.Options{
+			BotToken:      cfg.Slack.BotToken.Reveal(),
+			APIURL:        cfg.Slack.APIURL,
+			Streaming:     cfg.Slack.Streaming,
+			CommandPrefix: cfg.Slack.CommandPrefix,
+		}
+		if cfg.Slack.SocketMode() {
+			opts.AppToken = cfg.Slack.AppToken.Reveal()
+		} else {
+			opts.SigningSecret = cfg.Slack.SigningSecret.Reveal()
+		}
+		a, err := slack.New(opts, engine, log)
+		if err != nil {
+			return nil, err
+		}
+		if !cfg.Slack.SocketMode() {
+			mux.Handle("/slack/", a.Handler())
+		}
+		ps = append(ps, platform{name: "slack", adapter: a, run: a.Run, ready: a.Ready})
 	}
 	if cfg.Discord.Enabled() {
-		// Wire adapters/discord here: build it from cfg.Discord, engine and log.
-		return nil, errors.New("discord: this build of parley has no Discord adapter yet")
+		a, err := discord.New(discord.Options{
+			Token:      cfg.Discord.BotToken.Reveal(),
+			APIURL:     cfg.Discord.APIURL,
+			GuildID:    cfg.Discord.GuildID,
+			ReplyMode:  cfg.Discord.ReplyMode,
+			ShardID:    cfg.Discord.ShardID,
+			ShardCount: cfg.Discord.ShardCount,
+		}, engine, log)
+		if err != nil {
+			return nil, err
+		}
+		ps = append(ps, platform{name: "discord", adapter: a, run: a.Run, ready: a.Ready})
 	}
 	return ps, nil
 }

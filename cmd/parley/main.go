@@ -71,7 +71,8 @@ type Main struct {
 	// User is the console's user name; default $USER.
 	User string
 
-	store conversation.Store
+	store   conversation.Store
+	metrics *metrics // set while the bot runs
 }
 
 // NewMain returns a Main on the process's standard streams and environment.
