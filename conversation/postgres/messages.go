@@ -303,12 +303,15 @@ func (s *Store) Forget(ctx context.Context, convID int64) error {
 }
 
 // Stranded returns the assistant messages still in StatusStreaming, of one
-// platform, oldest first.
+// platform, oldest first. Messages of a conversation under a live claim
+// (ClaimConversation) of any owner are left out: a live replica is
+// writing them.
 func (s *Store) Stranded(ctx context.Context, platform string) ([]conversation.Stranded, error) {
 	rows, err := s.pool.Query(ctx, `SELECT c.platform, c.workspace, c.channel, c.thread, `+prefixed("m")+`
 		FROM messages m JOIN conversations c ON c.id = m.conversation_id
 		WHERE m.status = 'streaming' AND m.role = 'assistant' AND c.platform = $1
-		ORDER BY m.created_at, m.id`, platform)
+			AND NOT EXISTS (SELECT 1 FROM claims k WHERE k.conversation_id = m.conversation_id AND k.expires_at > $2)
+		ORDER BY m.created_at, m.id`, platform, s.timestamp())
 	if err != nil {
 		return nil, fmt.Errorf("postgres: stranded messages of %s: %w", platform, err)
 	}

@@ -2,11 +2,13 @@ package postgres
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"strings"
 	"sync"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/parleyhq/parley/conversation"
 )
@@ -45,8 +47,9 @@ func TestLoadMigrationsRejectsBadNames(t *testing.T) {
 	}
 }
 
-// withMigration returns the embedded migrations plus one more.
-func withMigration(t *testing.T, name, sql string) fs.FS {
+// withMigration returns the embedded migrations plus one more, named
+// NNNN_name with the next version, and that file's name.
+func withMigration(t *testing.T, name, sql string) (fs.FS, string) {
 	t.Helper()
 	fsys := fstest.MapFS{}
 	ms, err := loadMigrations(migrationFiles)
@@ -56,8 +59,19 @@ func withMigration(t *testing.T, name, sql string) fs.FS {
 	for _, m := range ms {
 		fsys["migrations/"+m.name] = &fstest.MapFile{Data: []byte(m.sql)}
 	}
-	fsys["migrations/"+name] = &fstest.MapFile{Data: []byte(sql)}
-	return fsys
+	file := fmt.Sprintf("%04d_%s", len(ms)+1, name)
+	fsys["migrations/"+file] = &fstest.MapFile{Data: []byte(sql)}
+	return fsys, file
+}
+
+// latestVersion returns the version of the newest embedded migration.
+func latestVersion(t *testing.T) int {
+	t.Helper()
+	ms, err := loadMigrations(migrationFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ms[len(ms)-1].version
 }
 
 func schemaVersion(t *testing.T, s *Store) int {
@@ -94,8 +108,8 @@ func TestMigrateReplicasStartTogether(t *testing.T) {
 	if t.Failed() {
 		return
 	}
-	if got := schemaVersion(t, stores[0]); got != 1 {
-		t.Errorf("schema version: got %d, want 1", got)
+	if got, want := schemaVersion(t, stores[0]), latestVersion(t); got != want {
+		t.Errorf("schema version: got %d, want %d", got, want)
 	}
 }
 
@@ -112,7 +126,7 @@ func TestMigrateUpgradesInPlace(t *testing.T) {
 	before := schemaVersion(t, s)
 	s.Close()
 
-	next := withMigration(t, "0002_pins.sql", `CREATE TABLE pins (message_id bigint NOT NULL REFERENCES messages (id));`)
+	next, _ := withMigration(t, "pins.sql", `CREATE TABLE pins (message_id bigint NOT NULL REFERENCES messages (id));`)
 	s, err = open(t.Context(), u, Options{}, next)
 	if err != nil {
 		t.Fatalf("Open with a newer migration: %v", err)
@@ -135,8 +149,8 @@ func TestMigrateFailureChangesNothing(t *testing.T) {
 	s := openStore(t, u)
 	before := schemaVersion(t, s)
 
-	broken := withMigration(t, "0002_broken.sql", `CREATE TABLE half (id integer); THIS IS NOT SQL;`)
-	if _, err := open(t.Context(), u, Options{}, broken); err == nil || !strings.Contains(err.Error(), "0002_broken.sql") {
+	broken, name := withMigration(t, "broken.sql", `CREATE TABLE half (id integer); THIS IS NOT SQL;`)
+	if _, err := open(t.Context(), u, Options{}, broken); err == nil || !strings.Contains(err.Error(), name) {
 		t.Fatalf("Open with a broken migration: got %v, want an error naming it", err)
 	}
 	if got := schemaVersion(t, s); got != before {
@@ -157,9 +171,60 @@ func TestNewerSchemaRefused(t *testing.T) {
 	if !errors.Is(err, conversation.ErrNewerSchema) {
 		t.Fatalf("Open of a newer database: got %v, want ErrNewerSchema", err)
 	}
-	for _, want := range []string{"version 99", "up to 1"} {
+	for _, want := range []string{"version 99", fmt.Sprintf("up to %d", latestVersion(t))} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not say %q", err, want)
 		}
+	}
+}
+
+// firstMigrations returns the embedded migrations up to version n.
+func firstMigrations(t *testing.T, n int) fs.FS {
+	t.Helper()
+	ms, err := loadMigrations(migrationFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsys := fstest.MapFS{}
+	for _, m := range ms[:n] {
+		fsys["migrations/"+m.name] = &fstest.MapFile{Data: []byte(m.sql)}
+	}
+	return fsys
+}
+
+// TestMigrateFromFirstVersion upgrades a database written before usage
+// and claims existed: what it held is kept, and the new operations work
+// on it.
+func TestMigrateFromFirstVersion(t *testing.T) {
+	u := freshURL(t)
+	s, err := open(t.Context(), u, Options{}, firstMigrations(t, 1))
+	if err != nil {
+		t.Fatalf("Open at version 1: %v", err)
+	}
+	c, err := s.Conversation(t.Context(), conversation.Key{Platform: "slack", Workspace: "T1", Channel: "C1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, _, err := s.Append(t.Context(), c.ID, conversation.Message{Role: conversation.RoleUser, Text: "asked before the upgrade"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Append(t.Context(), c.ID, conversation.Message{Role: conversation.RoleAssistant, Text: "answering", Status: conversation.StatusStreaming, ReplyTo: q.ID}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	s = openWith(t, u, Options{})
+	if got, want := schemaVersion(t, s), latestVersion(t); got != want {
+		t.Errorf("schema version: got %d, want %d", got, want)
+	}
+	if p, err := s.Pending(t.Context(), c.ID, 0); err != nil || len(p) != 0 {
+		t.Errorf("Pending after the upgrade: got %d messages, %v; want none, the question has its answer", len(p), err)
+	}
+	if ok, err := s.ClaimConversation(t.Context(), c.ID, "replica-a", time.Minute); err != nil || !ok {
+		t.Fatalf("ClaimConversation after the upgrade: got %v, %v; want true", ok, err)
+	}
+	if st, err := s.Stranded(t.Context(), "slack"); err != nil || len(st) != 0 {
+		t.Errorf("Stranded of a claimed conversation: got %d messages, %v; want none", len(st), err)
 	}
 }

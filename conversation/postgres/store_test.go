@@ -138,3 +138,11 @@ func BenchmarkHistoryLast50(b *testing.B) {
 func BenchmarkAppendParallel(b *testing.B) {
 	storetest.BenchAppendParallel(b, openWith(b, freshURL(b), Options{}))
 }
+
+func BenchmarkSumUsageMonth(b *testing.B) {
+	storetest.BenchSumUsageMonth(b, openWith(b, freshURL(b), Options{}))
+}
+
+func BenchmarkPending(b *testing.B) {
+	storetest.BenchPending(b, openWith(b, freshURL(b), Options{}))
+}

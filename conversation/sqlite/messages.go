@@ -267,14 +267,17 @@ func (s *Store) Forget(ctx context.Context, convID int64) error {
 }
 
 // Stranded returns the assistant messages still in StatusStreaming, of one
-// platform, oldest first.
+// platform, oldest first. Messages of a conversation under a live claim
+// (ClaimConversation) of any owner are left out: a live process is
+// writing them.
 func (s *Store) Stranded(ctx context.Context, platform string) ([]conversation.Stranded, error) {
 	// CROSS JOIN makes SQLite start from the few streaming messages (their
 	// partial index) rather than from every conversation of the platform.
 	rows, err := s.read.QueryContext(ctx, `SELECT c.platform, c.workspace, c.channel, c.thread, `+prefixed("m")+`
 		FROM messages m CROSS JOIN conversations c ON c.id = m.conversation_id
 		WHERE m.status = 'streaming' AND m.role = 'assistant' AND c.platform = ?
-		ORDER BY m.created_at, m.id`, platform)
+			AND NOT EXISTS (SELECT 1 FROM claims k WHERE k.conversation_id = m.conversation_id AND k.expires_at > ?)
+		ORDER BY m.created_at, m.id`, platform, micros(s.timestamp()))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: stranded messages of %s: %w", platform, err)
 	}

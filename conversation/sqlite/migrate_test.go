@@ -3,11 +3,13 @@ package sqlite
 import (
 	"database/sql"
 	"errors"
+	"fmt"
 	"io/fs"
 	"path/filepath"
 	"strings"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/parleyhq/parley/conversation"
 )
@@ -47,8 +49,9 @@ func TestLoadMigrationsRejectsBadNames(t *testing.T) {
 	}
 }
 
-// withMigration returns the embedded migrations plus one more.
-func withMigration(t *testing.T, name, sql string) fs.FS {
+// withMigration returns the embedded migrations plus one more, named
+// NNNN_name with the next version, and that file's name.
+func withMigration(t *testing.T, name, sql string) (fs.FS, string) {
 	t.Helper()
 	fsys := fstest.MapFS{}
 	ms, err := loadMigrations(migrationFiles)
@@ -58,8 +61,19 @@ func withMigration(t *testing.T, name, sql string) fs.FS {
 	for _, m := range ms {
 		fsys["migrations/"+m.name] = &fstest.MapFile{Data: []byte(m.sql)}
 	}
-	fsys["migrations/"+name] = &fstest.MapFile{Data: []byte(sql)}
-	return fsys
+	file := fmt.Sprintf("%04d_%s", len(ms)+1, name)
+	fsys["migrations/"+file] = &fstest.MapFile{Data: []byte(sql)}
+	return fsys, file
+}
+
+// latestVersion returns the version of the newest embedded migration.
+func latestVersion(t *testing.T) int {
+	t.Helper()
+	ms, err := loadMigrations(migrationFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ms[len(ms)-1].version
 }
 
 func schemaVersion(t *testing.T, path string) int {
@@ -92,7 +106,7 @@ func TestMigrateUpgradesInPlace(t *testing.T) {
 	s.Close()
 	before := schemaVersion(t, path)
 
-	next := withMigration(t, "0002_pins.sql", `CREATE TABLE pins (message_id INTEGER NOT NULL REFERENCES messages (id));`)
+	next, _ := withMigration(t, "pins.sql", `CREATE TABLE pins (message_id INTEGER NOT NULL REFERENCES messages (id));`)
 	s, err = open(t.Context(), path, Options{}, next)
 	if err != nil {
 		t.Fatalf("Open with a newer migration: %v", err)
@@ -119,8 +133,8 @@ func TestMigrateFailureChangesNothing(t *testing.T) {
 	s.Close()
 	before := schemaVersion(t, path)
 
-	broken := withMigration(t, "0002_broken.sql", `CREATE TABLE half (id INTEGER); THIS IS NOT SQL;`)
-	if _, err := open(t.Context(), path, Options{}, broken); err == nil || !strings.Contains(err.Error(), "0002_broken.sql") {
+	broken, name := withMigration(t, "broken.sql", `CREATE TABLE half (id INTEGER); THIS IS NOT SQL;`)
+	if _, err := open(t.Context(), path, Options{}, broken); err == nil || !strings.Contains(err.Error(), name) {
 		t.Fatalf("Open with a broken migration: got %v, want an error naming it", err)
 	}
 	if got := schemaVersion(t, path); got != before {
@@ -151,9 +165,64 @@ func TestNewerSchemaRefused(t *testing.T) {
 	if !errors.Is(err, conversation.ErrNewerSchema) {
 		t.Fatalf("Open of a newer database: got %v, want ErrNewerSchema", err)
 	}
-	for _, want := range []string{"parley.db", "version 99", "up to 1"} {
+	for _, want := range []string{"parley.db", "version 99", fmt.Sprintf("up to %d", latestVersion(t))} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not say %q", err, want)
 		}
+	}
+}
+
+// firstMigrations returns the embedded migrations up to version n.
+func firstMigrations(t *testing.T, n int) fs.FS {
+	t.Helper()
+	ms, err := loadMigrations(migrationFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsys := fstest.MapFS{}
+	for _, m := range ms[:n] {
+		fsys["migrations/"+m.name] = &fstest.MapFile{Data: []byte(m.sql)}
+	}
+	return fsys
+}
+
+// TestMigrateFromFirstVersion upgrades a database written before usage
+// and claims existed: what it held is kept, and the new operations work
+// on it.
+func TestMigrateFromFirstVersion(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "parley.db")
+	s, err := open(t.Context(), path, Options{}, firstMigrations(t, 1))
+	if err != nil {
+		t.Fatalf("Open at version 1: %v", err)
+	}
+	c, err := s.Conversation(t.Context(), conversation.Key{Platform: "slack", Workspace: "T1", Channel: "C1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, _, err := s.Append(t.Context(), c.ID, conversation.Message{Role: conversation.RoleUser, Text: "asked before the upgrade"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Append(t.Context(), c.ID, conversation.Message{Role: conversation.RoleAssistant, Text: "answering", Status: conversation.StatusStreaming, ReplyTo: q.ID}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	s, err = Open(t.Context(), path, Options{})
+	if err != nil {
+		t.Fatalf("Open after the upgrade: %v", err)
+	}
+	defer s.Close()
+	if got, want := schemaVersion(t, path), latestVersion(t); got != want {
+		t.Errorf("schema version: got %d, want %d", got, want)
+	}
+	if p, err := s.Pending(t.Context(), c.ID, 0); err != nil || len(p) != 0 {
+		t.Errorf("Pending after the upgrade: got %d messages, %v; want none, the question has its answer", len(p), err)
+	}
+	if ok, err := s.ClaimConversation(t.Context(), c.ID, "replica-a", time.Minute); err != nil || !ok {
+		t.Fatalf("ClaimConversation after the upgrade: got %v, %v; want true", ok, err)
+	}
+	if st, err := s.Stranded(t.Context(), "slack"); err != nil || len(st) != 0 {
+		t.Errorf("Stranded of a claimed conversation: got %d messages, %v; want none", len(st), err)
 	}
 }

@@ -57,3 +57,11 @@ func BenchmarkHistoryLast50(b *testing.B) {
 func BenchmarkAppendParallel(b *testing.B) {
 	storetest.BenchAppendParallel(b, openWith(b, filepath.Join(b.TempDir(), "parley.db"), sqlite.Options{}))
 }
+
+func BenchmarkSumUsageMonth(b *testing.B) {
+	storetest.BenchSumUsageMonth(b, openWith(b, filepath.Join(b.TempDir(), "parley.db"), sqlite.Options{}))
+}
+
+func BenchmarkPending(b *testing.B) {
+	storetest.BenchPending(b, openWith(b, filepath.Join(b.TempDir(), "parley.db"), sqlite.Options{}))
+}

@@ -117,3 +117,104 @@ func percentile(sorted []time.Duration, p float64) float64 {
 	i = max(0, min(i, len(sorted)-1))
 	return float64(sorted[i]) / float64(time.Millisecond)
 }
+
+// BenchSumUsageMonth adds up one month of usage, as a /usage command does:
+// of one user ("user") and of a whole workspace ("workspace"), over 60
+// days of counters for 20 users in 3 channels with 2 models. It reports
+// the median and 99th percentile latency of one sum (p50-ms, p99-ms).
+// s is a fresh store; seeding it is not timed.
+func BenchSumUsageMonth(b *testing.B, s conversation.Store) {
+	const users, channels, models, days = 20, 3, 2, 60
+	o := opsOf(b, s)
+	first := time.Date(2025, time.January, 1, 12, 0, 0, 0, time.UTC)
+	for d := range days {
+		for u := range users {
+			for c := range channels {
+				for m := range models {
+					k := conversation.UsageKey{Platform: "slack", Workspace: "TBENCH", Channel: fmt.Sprintf("C%d", c),
+						User: fmt.Sprintf("U%d", u), Model: fmt.Sprintf("model-%d", m), Day: first.AddDate(0, 0, d)}
+					if err := o.AddUsage(b.Context(), k, conversation.Usage{Requests: 1, PromptTokens: 1000, CompletionTokens: 100}); err != nil {
+						b.Fatalf("AddUsage: %v", err)
+					}
+				}
+			}
+		}
+	}
+	month := conversation.UsageFilter{Platform: "slack", Workspace: "TBENCH",
+		Since: time.Date(2025, time.February, 1, 0, 0, 0, 0, time.UTC), Until: time.Date(2025, time.March, 1, 0, 0, 0, 0, time.UTC)}
+	user := month
+	user.User = "U7"
+	for _, bc := range []struct {
+		name     string
+		f        conversation.UsageFilter
+		requests int64
+	}{
+		{"user", user, 28 * channels * models},
+		{"workspace", month, 28 * users * channels * models},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			var took []time.Duration
+			for b.Loop() {
+				t0 := time.Now()
+				u, err := o.SumUsage(b.Context(), bc.f)
+				took = append(took, time.Since(t0))
+				if err != nil {
+					b.Fatalf("SumUsage: %v", err)
+				}
+				if u.Requests != bc.requests {
+					b.Fatalf("SumUsage: got %d requests, want %d", u.Requests, bc.requests)
+				}
+			}
+			slices.Sort(took)
+			b.ReportMetric(percentile(took, 0.50), "p50-ms")
+			b.ReportMetric(percentile(took, 0.99), "p99-ms")
+		})
+	}
+}
+
+// BenchPending finds the unanswered questions of a conversation of 10,000
+// messages, all answered but the last two, as a replica taking over a
+// conversation does, and reports the median and 99th percentile latency
+// of one call (p50-ms, p99-ms). s is a fresh store; seeding it is not
+// timed.
+func BenchPending(b *testing.B, s conversation.Store) {
+	const size, waiting = 10_000, 2
+	o := opsOf(b, s)
+	c, err := s.Conversation(b.Context(), conversation.Key{Platform: "slack", Workspace: "TBENCH", Channel: "C1", Thread: "1.1"})
+	if err != nil {
+		b.Fatalf("Conversation: %v", err)
+	}
+	var question int64
+	for i := range size - waiting {
+		m := benchMessage(i)
+		if m.Role == conversation.RoleAssistant {
+			m.ReplyTo = question
+		}
+		stored, _, err := s.Append(b.Context(), c.ID, m)
+		if err != nil {
+			b.Fatalf("Append: %v", err)
+		}
+		question = stored.ID
+	}
+	for i := range waiting {
+		if _, _, err := s.Append(b.Context(), c.ID, benchMessage(2*i)); err != nil {
+			b.Fatalf("Append: %v", err)
+		}
+	}
+
+	var took []time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		p, err := o.Pending(b.Context(), c.ID, 0)
+		took = append(took, time.Since(t0))
+		if err != nil {
+			b.Fatalf("Pending: %v", err)
+		}
+		if len(p) != waiting {
+			b.Fatalf("Pending: got %d messages, want %d", len(p), waiting)
+		}
+	}
+	slices.Sort(took)
+	b.ReportMetric(percentile(took, 0.50), "p50-ms")
+	b.ReportMetric(percentile(took, 0.99), "p99-ms")
+}

@@ -19,7 +19,8 @@ import (
 
 // Run runs the conformance suite. newStore returns a fresh, empty store for
 // one subtest and arranges its closing with t.Cleanup; it passes Now(t) as
-// the store's clock so that the suite can move time.
+// the store's clock so that the suite can move time. The store must also
+// implement conversation.Ops.
 func Run(t *testing.T, newStore func(t *testing.T) conversation.Store) {
 	tests := []struct {
 		name string
@@ -50,6 +51,19 @@ func Run(t *testing.T, newStore func(t *testing.T) conversation.Store) {
 		{"Isolation/Settings", testIsolationSettings},
 		{"Concurrency/Append", testConcurrentAppend},
 		{"Concurrency/Conversation", testConcurrentConversation},
+
+		// conversation.Ops
+		{"Usage/AddAndSum", testUsageAddAndSum},
+		{"Usage/Validation", testUsageValidation},
+		{"Usage/SurvivesForget", testUsageSurvivesForget},
+		{"Claim/Exclusive", testClaimExclusive},
+		{"Claim/PerConversation", testClaimPerConversation},
+		{"Claim/Validation", testClaimValidation},
+		{"Stranded/SkipsClaimed", testStrandedSkipsClaimed},
+		{"Pending", testPending},
+		{"Isolation/Usage", testIsolationUsage},
+		{"Concurrency/Claim", testConcurrentClaim},
+		{"Concurrency/AddUsage", testConcurrentAddUsage},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -72,6 +86,9 @@ func RunShared(t *testing.T, newPair func(t *testing.T) (a, b conversation.Store
 		{"ConcurrentAppend", testSharedConcurrentAppend},
 		{"ConcurrentConversation", testSharedConcurrentConversation},
 		{"ConcurrentMarkEvent", testSharedConcurrentMarkEvent},
+		{"StrandedSkipsClaimed", testSharedStrandedSkipsClaimed},
+		{"ConcurrentClaim", testSharedConcurrentClaim},
+		{"ConcurrentAddUsage", testSharedConcurrentAddUsage},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -134,6 +151,16 @@ func ctx(t testing.TB) context.Context {
 // key returns a Slack key in workspace T1 for a channel and thread.
 func key(channel, thread string) conversation.Key {
 	return conversation.Key{Platform: "slack", Workspace: "T1", Channel: channel, Thread: thread}
+}
+
+// opsOf returns s as conversation.Ops, or fails t.
+func opsOf(t testing.TB, s conversation.Store) conversation.Ops {
+	t.Helper()
+	o, ok := s.(conversation.Ops)
+	if !ok {
+		t.Fatalf("%T does not implement conversation.Ops", s)
+	}
+	return o
 }
 
 func mustConversation(t testing.TB, s conversation.Store, k conversation.Key) conversation.Conversation {
