@@ -162,7 +162,8 @@ type Store interface {
 	// conversation itself remains.
 	Forget(ctx context.Context, convID int64) error
 	// Stranded returns the assistant messages still in StatusStreaming,
-	// of one platform, oldest first.
+	// of one platform, oldest first. Messages of a conversation under a
+	// live claim (ClaimConversation) of any owner are left out.
 	Stranded(ctx context.Context, platform string) ([]Stranded, error)
 
 	// MarkEvent records that a platform event id was seen and reports whether
@@ -174,6 +175,9 @@ type Store interface {
 	// ResolveSetting returns the value of the first scope in scopes that has
 	// the setting, and that scope; ok is false when none has it.
 	ResolveSetting(ctx context.Context, name Setting, scopes ...Scope) (value string, from Scope, ok bool, err error)
+
+	// Ops: usage counters, conversation claims, pending questions.
+	Ops
 
 	// Close releases the store's connections.
 	Close() error
