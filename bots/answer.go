@@ -81,11 +81,17 @@ func (e *Engine) answer(j *job) {
 	if ids := j.reply.ids(); len(ids) > 0 {
 		asst.PlatformID = ids[0]
 	}
+	if asst.Status == conversation.StatusComplete {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.FinishTimeout)
+		asst.Attachments = e.deliver(dctx, j, text)
+		cancel()
+	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if err := e.store.UpdateMessage(sctx, asst); err != nil {
 		log.Error("store answer", "err", err)
 	}
+	e.recordUsage(sctx, j, model, asst)
 	outcome := string(asst.Status)
 	if ctx.Err() != nil && cause != nil {
 		outcome = "stopped"
@@ -102,7 +108,7 @@ func (e *Engine) answer(j *job) {
 func (e *Engine) stream(ctx context.Context, j *job, model, system string) (string, *llm.Usage, error) {
 	budget := e.cfg.ContextTokens
 	for attempt := 0; ; attempt++ {
-		msgs, err := e.history(ctx, j, system, budget)
+		msgs, err := e.history(ctx, j, model, system, budget)
 		if err != nil {
 			return "", nil, err
 		}
@@ -152,6 +158,25 @@ func (e *Engine) stream(ctx context.Context, j *job, model, system string) (stri
 	}
 }
 
+// recordUsage adds an answer's tokens to the asker's daily counters. Where
+// the endpoint reported no usage, the tokens are estimated from the text.
+func (e *Engine) recordUsage(ctx context.Context, j *job, model string, asst conversation.Message) {
+	in, out := int64(asst.PromptTokens), int64(asst.CompletionTokens)
+	if in == 0 && out == 0 {
+		if asst.Text == "" {
+			return
+		}
+		out = int64(llm.EstimateTokens([]llm.Message{{Role: llm.RoleAssistant, Content: asst.Text}}))
+	}
+	err := e.store.AddUsage(ctx, conversation.UsageKey{
+		Platform: j.p.Name(), Workspace: j.in.Workspace, Channel: j.in.Channel, User: j.in.Author, Model: model,
+		Day: time.Now().UTC(),
+	}, conversation.Usage{Requests: 1, PromptTokens: in, CompletionTokens: out})
+	if err != nil {
+		e.log.Warn("record usage", "err", err)
+	}
+}
+
 // checkpointEvery is how often a streaming answer's text is saved.
 const checkpointEvery = 3 * time.Second
 
@@ -172,7 +197,7 @@ func (e *Engine) checkpoint(j *job, answerID int64, platformID, text string) {
 // history builds the request's messages: the system prompt, then the
 // conversation up to the question being answered, in question order, within
 // the token budget.
-func (e *Engine) history(ctx context.Context, j *job, system string, budget int) ([]llm.Message, error) {
+func (e *Engine) history(ctx context.Context, j *job, model, system string, budget int) ([]llm.Message, error) {
 	stored, err := e.store.History(ctx, j.conv.ID, conversation.HistoryQuery{Limit: e.cfg.HistoryLimit})
 	if err != nil {
 		return nil, fmt.Errorf("load history: %w", err)
@@ -182,12 +207,42 @@ func (e *Engine) history(ctx context.Context, j *job, system string, budget int)
 	if system != "" {
 		msgs = append(msgs, llm.Message{Role: llm.RoleSystem, Content: system})
 	}
+	// Messages with attachments get theirs after the budget is applied,
+	// so that files of trimmed messages are not downloaded.
+	withFiles := make(map[int]conversation.Message)
 	for _, m := range ordered {
-		msgs = append(msgs, llm.Message{Role: llm.Role(m.Role), Content: m.Text})
+		content := m.Text
+		if m.Role == conversation.RoleAssistant && len(m.Attachments) > 0 {
+			content += "\n\n" + deliveredNote(m.Attachments)
+		}
+		msg := llm.Message{Role: llm.Role(m.Role), Content: content}
+		if m.Role == conversation.RoleUser && len(m.Attachments) > 0 {
+			withFiles[len(msgs)] = m
+			for _, a := range m.Attachments {
+				if isImage(a) && e.visionModel(model) {
+					msg.Images = append(msg.Images, llm.Image{}) // counted by the budget
+				}
+			}
+		}
+		msgs = append(msgs, msg)
 	}
 	kept, dropped := llm.Fit(msgs, budget)
 	if dropped > 0 {
 		e.log.Debug("history trimmed", "conversation", j.conv.ID, "dropped", dropped)
+	}
+	// Fit drops from the front and keeps the order: match kept messages
+	// to their originals from the end.
+	offset := len(msgs) - len(kept)
+	for i := range kept {
+		m, ok := withFiles[i+offset]
+		if !ok || (i == 0 && system != "" && offset > 0) {
+			continue
+		}
+		note, images := e.attachmentParts(ctx, j.p, model, m.Attachments)
+		kept[i].Images = images
+		if note != "" {
+			kept[i].Content = strings.TrimSpace(kept[i].Content + "\n\n" + note)
+		}
 	}
 	return kept, nil
 }
@@ -265,24 +320,37 @@ func scopesFor(platform, workspace, channel, thread, user string) []conversation
 	)
 }
 
-// progress shows that the bot works until the first text is visible: at
-// once, then again as often as the platform's indicator needs. Where the
-// platform refuses it, a placeholder message shows progress instead.
+// longWait is how long an answer runs before progress is shown again
+// beside its text: a video model streams progress for minutes, and the
+// platform's indicator (Slack's status, Discord's typing) would lapse.
+const longWait = 20 * time.Second
+
+// progress shows that the bot works: at once, then again as often as the
+// platform's indicator needs until the first text is visible, and through
+// a long answer until it ends. Where the platform refuses it, a
+// placeholder message shows progress instead.
 func (e *Engine) progress(j *job, done <-chan struct{}) {
 	every := j.p.Limits().ProgressEvery
+	start := time.Now()
 	for {
-		if j.reply.isVisible() {
-			return
-		}
-		if err := e.sched.acquire(j.ctx, prioProgress, j.reply.globalOnly...); err != nil {
-			return
-		}
-		err := j.p.Progress(j.ctx, j.dest, "is thinking…")
-		var rl *RateLimitError
-		e.obs.Call(j.p.Name(), "progress", errors.As(err, &rl))
-		if err != nil && !errors.As(err, &rl) && j.ctx.Err() == nil {
-			j.reply.setPlaceholder("_Thinking…_")
-			return
+		visible := j.reply.isVisible()
+		if !visible || time.Since(start) >= longWait {
+			prio := prioProgress
+			if visible {
+				prio = prioInterim // the text already shows progress
+			}
+			if err := e.sched.acquire(j.ctx, prio, j.reply.globalOnly...); err != nil {
+				return
+			}
+			err := j.p.Progress(j.ctx, j.dest, "is thinking…")
+			var rl *RateLimitError
+			e.obs.Call(j.p.Name(), "progress", errors.As(err, &rl))
+			if err != nil && !errors.As(err, &rl) && j.ctx.Err() == nil {
+				if !visible {
+					j.reply.setPlaceholder("_Thinking…_")
+				}
+				return
+			}
 		}
 		if every <= 0 {
 			return

@@ -5,13 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/parleyhq/parley/conversation"
 	"github.com/parleyhq/parley/llm"
 )
 
 // commandNames are the engine's commands, as typed after a slash.
-var commandNames = map[string]bool{"model": true, "models": true, "reset": true, "system": true, "help": true}
+var commandNames = map[string]bool{"model": true, "models": true, "reset": true, "system": true, "help": true, "usage": true}
 
 // parseCommand recognizes a command written in a message ("/model gpt-4o"),
 // as people do in Slack threads, where slash commands cannot be used.
@@ -34,11 +35,15 @@ const helpText = "**Parley** answers when you mention it in a channel, in the th
 	"• `/models [FILTER]` lists the models you can choose\n" +
 	"• `/system [PROMPT]` shows or sets the system prompt here; `/system clear` removes it\n" +
 	"• `/reset` forgets this conversation\n" +
+	"• `/usage` shows the tokens you used today and in the last 30 days\n" +
 	"• React with :octagonal_sign: to a reply being written to stop it"
 
 // Command runs a command and returns its answer.
 func (e *Engine) Command(ctx context.Context, p Platform, cmd Command) CommandReply {
 	e.obs.Event(p.Name(), "command")
+	if !e.cfg.Access.allowed(cmd.Workspace, cmd.Channel, cmd.User, cmd.Roles) {
+		return CommandReply{Text: refusedText, Ephemeral: true}
+	}
 	switch strings.ToLower(cmd.Name) {
 	case "help":
 		return CommandReply{Text: helpText, Ephemeral: true}
@@ -50,6 +55,8 @@ func (e *Engine) Command(ctx context.Context, p Platform, cmd Command) CommandRe
 		return e.resetCommand(ctx, p, cmd)
 	case "system":
 		return e.systemCommand(ctx, p, cmd)
+	case "usage":
+		return e.usageCommand(ctx, p, cmd)
 	default:
 		return CommandReply{Text: fmt.Sprintf("Unknown command `%s`. Try `/help`.", cmd.Name), Ephemeral: true}
 	}
@@ -219,4 +226,27 @@ func (e *Engine) systemCommand(ctx context.Context, p Platform, cmd Command) Com
 func (e *Engine) commandError(name string, err error) CommandReply {
 	e.log.Error("command failed", "command", name, "err", err)
 	return CommandReply{Text: "⚠️ Parley could not do that just now. Try again in a moment.", Ephemeral: true}
+}
+
+func (e *Engine) usageCommand(ctx context.Context, p Platform, cmd Command) CommandReply {
+	today := time.Now().UTC().Truncate(24 * time.Hour)
+	f := conversation.UsageFilter{Platform: p.Name(), Workspace: cmd.Workspace, User: cmd.User, Since: today}
+	day, err := e.store.SumUsage(ctx, f)
+	if err != nil {
+		return e.commandError("usage", err)
+	}
+	f.Since = today.AddDate(0, 0, -29)
+	month, err := e.store.SumUsage(ctx, f)
+	if err != nil {
+		return e.commandError("usage", err)
+	}
+	line := func(u conversation.Usage) string {
+		return fmt.Sprintf("%d request(s), %d tokens in, %d tokens out", u.Requests, u.PromptTokens, u.CompletionTokens)
+	}
+	text := "Your use of Parley here:\n• today (UTC): " + line(day) + "\n• the last 30 days: " + line(month)
+	if e.cfg.DailyTokens > 0 {
+		left := max(e.cfg.DailyTokens-day.PromptTokens-day.CompletionTokens, 0)
+		text += fmt.Sprintf("\nDaily budget: %d tokens, %d left today.", e.cfg.DailyTokens, left)
+	}
+	return CommandReply{Text: text, Ephemeral: true}
 }

@@ -11,10 +11,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/parleyhq/parley/bots/media"
 	"github.com/parleyhq/parley/conversation"
 	"github.com/parleyhq/parley/llm"
 )
@@ -36,8 +38,29 @@ type Config struct {
 	// context ends; the rest are then cut with a notice. Default 25 s.
 	ShutdownGrace time.Duration
 	Observer      Observer // default: none
-	Now           func() time.Time
-	Logger        *slog.Logger
+	// Media fetches the files an answer links to, for platforms that take
+	// uploads; nil leaves links as links.
+	Media *media.Fetcher
+	// VisionModels are glob patterns of the models that take images
+	// (LLM_VISION_MODELS); other models get a note that an image was
+	// attached.
+	VisionModels []string
+	// MaxImageBytes bounds an image sent to a model; default 20 MiB.
+	MaxImageBytes int64
+	// Access says whom Parley answers (PARLEY_ALLOW_*).
+	Access Access
+	// UserRate bounds each person's requests (PARLEY_USER_RATE); the zero
+	// Rate is unlimited.
+	UserRate Rate
+	// DailyTokens is each person's daily token budget (USAGE_DAILY_TOKENS);
+	// 0 is unlimited.
+	DailyTokens int64
+	// Owner names this process for conversation claims, so that replicas
+	// on one database answer each conversation one at a time and in order;
+	// default host name, process id and start time.
+	Owner  string
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 // Causes of a stream's end other than the answer's own end.
@@ -59,6 +82,7 @@ type Engine struct {
 	sched *scheduler
 	sem   chan struct{}
 	stop  map[string]bool
+	users *userLimiter
 
 	runCtx  context.Context // set by Run before started is closed
 	started chan struct{}
@@ -99,10 +123,15 @@ func New(cfg Config, store conversation.Store, client *llm.Client) *Engine {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Owner == "" {
+		host, _ := os.Hostname()
+		cfg.Owner = fmt.Sprintf("%s/%d/%d", host, os.Getpid(), time.Now().UnixNano())
+	}
 	e := &Engine{
 		cfg: cfg, store: store, llm: client, log: cfg.Logger, obs: cfg.Observer,
 		sched:   newScheduler(cfg.Now),
 		sem:     make(chan struct{}, cfg.MaxConcurrent),
+		users:   &userLimiter{rate: cfg.UserRate, buckets: make(map[string]*bucket)},
 		stop:    make(map[string]bool),
 		started: make(chan struct{}),
 		queues:  make(map[int64]*queue),
@@ -240,6 +269,19 @@ func (e *Engine) Handle(ctx context.Context, p Platform, in Incoming) error {
 	dest := Destination{
 		Workspace: in.Workspace, Channel: in.Channel, Thread: conv.Key.Thread,
 		ReplyTo: in.MessageID, User: in.Author, UserTeam: in.AuthorTeam, DM: in.DM,
+	}
+	if refusal := e.admit(ctx, p, in); refusal != "" {
+		if refusal != "-" && e.track() {
+			go func() {
+				defer e.wg.Done()
+				r := newReply(e, p, dest)
+				r.set(refusal, true)
+				fctx, cancel := context.WithTimeout(runCtx, e.cfg.FinishTimeout)
+				defer cancel()
+				r.flush(fctx)
+			}()
+		}
+		return nil
 	}
 	if name, args, ok := parseCommand(in.Text); ok {
 		cmd := Command{Workspace: in.Workspace, Channel: in.Channel, Thread: conv.Key.Thread, User: in.Author, DM: in.DM, Name: name, Args: args}
@@ -442,11 +484,44 @@ func (e *Engine) run(j *job) {
 		select {
 		case e.sem <- struct{}{}:
 		case <-j.ctx.Done():
+			e.markUnanswered(j)
 			e.finishStopped(j, "", context.Cause(j.ctx))
 			return
 		}
 	}
 	defer func() { <-e.sem }()
+	older, err := e.claim(j)
+	if err != nil {
+		if j.ctx.Err() == nil {
+			e.log.Error("claim conversation", "conversation", j.conv.ID, "err", err)
+		}
+		e.markUnanswered(j)
+		e.finishStopped(j, "", context.Cause(j.ctx))
+		return
+	}
+	defer e.release(j)
+	// Keep the claim while answering, however long the model takes.
+	renewDone := make(chan struct{})
+	defer close(renewDone)
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		t := time.NewTicker(claimTTL / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				e.renew(j)
+			case <-renewDone:
+				return
+			}
+		}
+	}()
+	for _, m := range older {
+		a := e.adopt(j, m)
+		e.answer(a)
+		a.cancel(nil)
+	}
 	e.answer(j)
 }
 

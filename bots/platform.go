@@ -28,8 +28,9 @@ type Incoming struct {
 	EventID     string
 	Author      string // platform user id
 	AuthorName  string
-	AuthorTeam  string // Slack: the author's team id (needed by native streams)
-	AuthorIsBot bool   // bots, webhooks, system messages, the bot itself
+	AuthorTeam  string   // Slack: the author's team id (needed by native streams)
+	AuthorIsBot bool     // bots, webhooks, system messages, the bot itself
+	Roles       []string // the author's roles (Discord), for access control
 	DM          bool
 	Mentioned   bool
 	Text        string // with the bot's mention removed
@@ -134,6 +135,7 @@ type Command struct {
 	Channel   string
 	Thread    string // "" outside threads
 	User      string
+	Roles     []string // the caller's roles (Discord), for access control
 	DM        bool
 	Name      string // without the slash: "model", "models", "reset", "system", "help", "ask"
 	Args      string

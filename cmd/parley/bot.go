@@ -15,6 +15,7 @@ import (
 	"github.com/parleyhq/parley/adapters/discord"
 	"github.com/parleyhq/parley/adapters/slack"
 	"github.com/parleyhq/parley/bots"
+	"github.com/parleyhq/parley/bots/media"
 	"github.com/parleyhq/parley/cmd/parley/config"
 	"github.com/parleyhq/parley/conversation"
 	"github.com/parleyhq/parley/llm"
@@ -147,10 +148,28 @@ func (m *Main) newEngine(ctx context.Context, cfg *config.Config, log *slog.Logg
 		ContextTokens: cfg.LLM.ContextTokens,
 		MaxConcurrent: cfg.Engine.MaxConcurrent,
 		StopEmoji:     cfg.Engine.StopEmoji,
+		ShutdownGrace: cfg.Engine.ShutdownGrace,
 		Observer:      obs,
-		Logger:        log,
+		Media:         media.New(media.Config{MaxBytes: cfg.Engine.MediaMaxBytes, AllowPrivate: cfg.Engine.MediaAllowPrivate}),
+		VisionModels:  cfg.LLM.VisionModels,
+		Access: bots.Access{
+			Workspaces: cfg.Engine.AllowWorkspaces, Channels: cfg.Engine.AllowChannels,
+			Users: cfg.Engine.AllowUsers, Roles: cfg.Engine.AllowRoles, Refusal: cfg.Engine.Refusal,
+		},
+		UserRate:    userRate(cfg.Engine.UserRateN, cfg.Engine.UserRatePer),
+		DailyTokens: cfg.Engine.DailyTokens,
+		Logger:      log,
 	}, m.store, client)
 	return engine, client, nil
+}
+
+// userRate is PARLEY_USER_RATE as the engine takes it: n requests in any
+// window of per.
+func userRate(n int, per time.Duration) bots.Rate {
+	if n <= 0 || per <= 0 {
+		return bots.Rate{}
+	}
+	return bots.Rate{Every: per / time.Duration(n), Burst: n}
 }
 
 // platform is a chat platform's adapter as runBot runs it.

@@ -58,6 +58,18 @@ type env struct {
 
 	MaxConcurrent string `env:"PARLEY_MAX_CONCURRENT, default=64"`
 	StopEmoji     string `env:"PARLEY_STOP_EMOJI, default=octagonal_sign,🛑"`
+	ShutdownGrace string `env:"SHUTDOWN_GRACE, default=25s"`
+
+	AllowWorkspaces string `env:"PARLEY_ALLOW_WORKSPACES"`
+	AllowChannels   string `env:"PARLEY_ALLOW_CHANNELS"`
+	AllowUsers      string `env:"PARLEY_ALLOW_USERS"`
+	AllowRoles      string `env:"PARLEY_ALLOW_ROLES"`
+	Refusal         string `env:"PARLEY_REFUSAL, default=dm"`
+	UserRate        string `env:"PARLEY_USER_RATE"`
+	DailyTokens     string `env:"USAGE_DAILY_TOKENS, default=0"`
+
+	MediaMaxBytes     string `env:"MEDIA_MAX_BYTES, default=26214400"`
+	MediaAllowPrivate string `env:"MEDIA_ALLOW_PRIVATE, default=false"`
 }
 
 // Config is Parley's configuration, one struct per concern.
@@ -171,8 +183,23 @@ type Log struct {
 
 // Engine configures the reply engine.
 type Engine struct {
-	MaxConcurrent int      // PARLEY_MAX_CONCURRENT
-	StopEmoji     []string // PARLEY_STOP_EMOJI: reaction names, without colons
+	MaxConcurrent int           // PARLEY_MAX_CONCURRENT
+	StopEmoji     []string      // PARLEY_STOP_EMOJI: reaction names, without colons
+	ShutdownGrace time.Duration // SHUTDOWN_GRACE
+
+	AllowWorkspaces []string // PARLEY_ALLOW_WORKSPACES
+	AllowChannels   []string // PARLEY_ALLOW_CHANNELS
+	AllowUsers      []string // PARLEY_ALLOW_USERS
+	AllowRoles      []string // PARLEY_ALLOW_ROLES (Discord role ids)
+	Refusal         string   // PARLEY_REFUSAL: dm, always or never
+	// UserRate is PARLEY_USER_RATE: at most UserRateN requests per
+	// UserRatePer for each person; 0 is unlimited.
+	UserRateN   int
+	UserRatePer time.Duration
+	DailyTokens int64 // USAGE_DAILY_TOKENS; 0 is unlimited
+
+	MediaMaxBytes     int64 // MEDIA_MAX_BYTES
+	MediaAllowPrivate bool  // MEDIA_ALLOW_PRIVATE
 }
 
 // Purpose says what a configuration is for, and so what it must hold.

@@ -79,7 +79,8 @@ func TestDefaults(t *testing.T) {
 		Store:   Store{Driver: SQLite, Path: "parley.db"},
 		HTTP:    HTTP{Addr: ":8080"},
 		Log:     Log{Level: slog.LevelInfo, Format: "text"},
-		Engine:  Engine{MaxConcurrent: 64, StopEmoji: []string{"octagonal_sign", "🛑"}},
+		Engine: Engine{MaxConcurrent: 64, StopEmoji: []string{"octagonal_sign", "🛑"}, ShutdownGrace: 25 * time.Second,
+			Refusal: "dm", MediaMaxBytes: 25 << 20},
 	}
 	got := *cfg
 	got.vars = nil
@@ -181,6 +182,13 @@ func TestProblems(t *testing.T) {
 		{"log format", with(valid(), "LOG_FORMAT", "yaml"), ForBot, "LOG_FORMAT", "text, json"},
 		{"max concurrent", with(valid(), "PARLEY_MAX_CONCURRENT", "many"), ForBot, "PARLEY_MAX_CONCURRENT", "whole number"},
 		{"stop emoji", with(valid(), "PARLEY_STOP_EMOJI", "stop sign"), ForBot, "PARLEY_STOP_EMOJI", "emoji"},
+		{"user rate", with(valid(), "PARLEY_USER_RATE", "fast"), ForBot, "PARLEY_USER_RATE", "20/h"},
+		{"user rate period", with(valid(), "PARLEY_USER_RATE", "5/fortnight"), ForBot, "PARLEY_USER_RATE", "period"},
+		{"refusal", with(valid(), "PARLEY_REFUSAL", "loudly"), ForBot, "PARLEY_REFUSAL", "dm, always, never"},
+		{"daily tokens", with(valid(), "USAGE_DAILY_TOKENS", "-5"), ForBot, "USAGE_DAILY_TOKENS", "at least 0"},
+		{"shutdown grace", with(valid(), "SHUTDOWN_GRACE", "soon"), ForBot, "SHUTDOWN_GRACE", "duration"},
+		{"media max bytes", with(valid(), "MEDIA_MAX_BYTES", "25MB"), ForBot, "MEDIA_MAX_BYTES", "whole number"},
+		{"media allow private", with(valid(), "MEDIA_ALLOW_PRIVATE", "maybe"), ForBot, "MEDIA_ALLOW_PRIVATE", "true or false"},
 		{"no platform", map[string]string{"LLM_API_KEY": llmKey}, ForBot, "", "parley console"},
 	}
 	for _, tt := range tests {

@@ -89,7 +89,19 @@ func parse(r env, purpose Purpose) *parser {
 	c.Engine = Engine{
 		MaxConcurrent: p.integer("PARLEY_MAX_CONCURRENT", r.MaxConcurrent, 1),
 		StopEmoji:     p.emoji("PARLEY_STOP_EMOJI", r.StopEmoji),
+		ShutdownGrace: p.duration("SHUTDOWN_GRACE", r.ShutdownGrace),
+
+		AllowWorkspaces: list(r.AllowWorkspaces),
+		AllowChannels:   list(r.AllowChannels),
+		AllowUsers:      list(r.AllowUsers),
+		AllowRoles:      list(r.AllowRoles),
+		Refusal:         p.oneOf("PARLEY_REFUSAL", r.Refusal, "dm", "always", "never"),
+		DailyTokens:     int64(p.integer("USAGE_DAILY_TOKENS", r.DailyTokens, 0)),
+
+		MediaMaxBytes:     int64(p.integer("MEDIA_MAX_BYTES", r.MediaMaxBytes, 1)),
+		MediaAllowPrivate: p.boolean("MEDIA_ALLOW_PRIVATE", r.MediaAllowPrivate),
 	}
+	c.Engine.UserRateN, c.Engine.UserRatePer = p.rate("PARLEY_USER_RATE", r.UserRate)
 
 	p.require(purpose)
 	return p
@@ -278,4 +290,40 @@ func (p *parser) emoji(name, raw string) []string {
 		out = append(out, e)
 	}
 	return out
+}
+
+// rate reads "N/UNIT" (UNIT one of s, m, h, d, or a duration such as 10m):
+// at most N requests per UNIT. Empty means unlimited.
+func (p *parser) rate(name, raw string) (int, time.Duration) {
+	raw = strings.TrimSpace(raw)
+	if raw == "" {
+		return 0, 0
+	}
+	const how = "write it as requests per period, like 20/h, 5/m or 100/24h"
+	ns, per, ok := strings.Cut(raw, "/")
+	n, err := strconv.Atoi(strings.TrimSpace(ns))
+	if !ok || err != nil || n < 1 {
+		p.add(name, "is not a rate; "+how)
+		return 0, 0
+	}
+	units := map[string]time.Duration{"s": time.Second, "m": time.Minute, "h": time.Hour, "d": 24 * time.Hour}
+	per = strings.TrimSpace(per)
+	d, ok := units[per]
+	if !ok {
+		d, err = time.ParseDuration(per)
+		if err != nil || d <= 0 {
+			p.add(name, "has no valid period; "+how)
+			return 0, 0
+		}
+	}
+	return n, d
+}
+
+func (p *parser) boolean(name, raw string) bool {
+	b, err := strconv.ParseBool(strings.TrimSpace(raw))
+	if err != nil {
+		p.add(name, "is not true or false")
+		return false
+	}
+	return b
 }
