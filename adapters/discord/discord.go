@@ -35,6 +35,10 @@ const (
 	ReplyReply = "reply"
 )
 
+// fileTimeout is the least time an upload or a download may take: a
+// 10 MiB file on a slow link outlasts the REST calls' 20 s.
+const fileTimeout = 2 * time.Minute
+
 // DefaultAPIURL is Discord's REST API root.
 const DefaultAPIURL = "https://discord.com/api/v10"
 
@@ -56,7 +60,13 @@ type Options struct {
 	ShardID, ShardCount int
 	// HTTPClient is used for REST calls; default a client with a 20 s
 	// timeout. Its Transport is wrapped, the client is not modified.
+	// Uploads and downloads of files use it with a timeout of at least
+	// two minutes.
 	HTTPClient *http.Client
+	// MaxUploadBytes is the largest file Upload sends; default
+	// DefaultMaxUploadBytes (10 MiB). Set it to the limit of the server's
+	// boost level (50 MiB at level 2, 100 MiB at level 3) to upload more.
+	MaxUploadBytes int64
 }
 
 // intents are the gateway intents Parley needs, and no more: guilds (thread
@@ -79,7 +89,8 @@ type engine interface {
 	Reacted(p bots.Platform, workspace, channel, messageID, user, emoji string)
 }
 
-// Adapter is Parley on Discord. It implements bots.Platform.
+// Adapter is Parley on Discord. It implements bots.Platform, bots.Uploader
+// and bots.Downloader.
 type Adapter struct {
 	opts   Options
 	engine engine
@@ -88,6 +99,10 @@ type Adapter struct {
 	rl     *limiter
 	limits bots.Limits
 	now    func() time.Time
+
+	// uploads is the REST client with a longer timeout; downloads fetches
+	// from the CDN without the REST transport (and so without the token).
+	uploads, downloads *http.Client
 
 	// Gateway events, in order, for the worker; signals for the supervisor.
 	events     chan func(context.Context)
@@ -145,6 +160,12 @@ func newAdapter(opts Options, e engine, logger *slog.Logger) (*Adapter, error) {
 		(opts.ShardCount <= 1 && opts.ShardID != 0) {
 		return nil, fmt.Errorf("discord: shard %d of %d: the shard id must be below the shard count", opts.ShardID, opts.ShardCount)
 	}
+	if opts.MaxUploadBytes < 0 {
+		return nil, fmt.Errorf("discord: the upload limit %d is negative: leave it 0 for %d bytes", opts.MaxUploadBytes, DefaultMaxUploadBytes)
+	}
+	if opts.MaxUploadBytes == 0 {
+		opts.MaxUploadBytes = DefaultMaxUploadBytes
+	}
 	if logger == nil {
 		logger = slog.Default()
 	}
@@ -186,6 +207,12 @@ func newAdapter(opts Options, e engine, logger *slog.Logger) (*Adapter, error) {
 		base = http.DefaultTransport
 	}
 	client.Transport = &transport{base: base, api: api, limiter: a.rl}
+	uploads, downloads := *client, *client
+	downloads.Transport = base
+	if client.Timeout > 0 && client.Timeout < fileTimeout {
+		uploads.Timeout, downloads.Timeout = fileTimeout, fileTimeout
+	}
+	a.uploads, a.downloads = &uploads, &downloads
 
 	libraryLogs.Do(routeLibraryLogs)
 	s, err := discordgo.New(token)

@@ -2,6 +2,8 @@ package discord
 
 import (
 	"context"
+	"mime"
+	"path"
 	"strings"
 
 	"github.com/bwmarrin/discordgo"
@@ -66,8 +68,13 @@ func (a *Adapter) incoming(ctx context.Context, m *discordgo.Message) bots.Incom
 		if f == nil {
 			continue
 		}
+		ct := f.ContentType
+		if ct == "" {
+			// Discord omits the type of files it does not recognise.
+			ct, _, _ = strings.Cut(mime.TypeByExtension(strings.ToLower(path.Ext(f.Filename))), ";")
+		}
 		in.Attachments = append(in.Attachments, conversation.Attachment{
-			Name: f.Filename, MIME: f.ContentType, Size: int64(f.Size), URL: f.URL, PlatformID: f.ID,
+			Name: f.Filename, MIME: ct, Size: int64(f.Size), URL: f.URL, PlatformID: f.ID,
 		})
 	}
 	return in

@@ -274,7 +274,8 @@ func (a *Adapter) opts0(ctx context.Context) []discordgo.RequestOption {
 
 // convert turns discordgo's errors into the engine's: a 429 into a
 // *bots.RateLimitError, a vanished message or channel into bots.ErrGone,
-// the 2,000-character refusal into bots.ErrTooLong.
+// the 2,000-character refusal into bots.ErrTooLong, a refused upload (413,
+// code 40005) into bots.ErrTooLarge.
 func convert(c *call, err error) error {
 	if err == nil {
 		return nil
@@ -322,6 +323,8 @@ func convert(c *call, err error) error {
 			return e
 		case code == codeUnknownMessage || code == codeUnknownChannel || code == codeUnknownInteraction:
 			return &codeError{code: code, err: fmt.Errorf("%w: %w", bots.ErrGone, detail)}
+		case status == http.StatusRequestEntityTooLarge || code == codeTooLarge:
+			return &codeError{code: code, err: fmt.Errorf("%w: %w", bots.ErrTooLarge, detail)}
 		case code == codeInvalidFormBody && tooLong(re.ResponseBody):
 			return &codeError{code: code, err: fmt.Errorf("%w: %w", bots.ErrTooLong, detail)}
 		}

@@ -1,6 +1,7 @@
 // Package discordtest is a fake Discord for tests: an httptest server that
-// speaks the REST API (messages, threads, typing, interactions, commands,
-// with rate-limit headers and 429s) and the gateway (HELLO, IDENTIFY,
+// speaks the REST API (messages, file uploads, threads, typing,
+// interactions, commands, with rate-limit headers and 429s), a CDN serving
+// users' attachments, and the gateway (HELLO, IDENTIFY,
 // READY, heartbeats, RESUME with replay, INVALID_SESSION) over a real
 // websocket, so that the real discordgo client runs against it.
 //
@@ -10,10 +11,13 @@
 package discordtest
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
@@ -38,6 +42,10 @@ type Options struct {
 	GlobalWindow time.Duration
 	// HeartbeatInterval is sent in HELLO; default 41.25 s.
 	HeartbeatInterval time.Duration
+	// UploadLimit is the largest file a message may carry; a larger one
+	// is refused with HTTP 413 and code 40005, as Discord does. Default
+	// 10 MiB, Discord's limit in a server without boosts.
+	UploadLimit int64
 }
 
 // Channel types.
@@ -83,6 +91,31 @@ type Message struct {
 	AllowedMentions string
 	Flags           int
 	Time            time.Time
+	Attachments     []Attachment
+}
+
+// Attachment is a file on a message. The server keeps the bytes of the
+// files users attach (AddAttachment), and only the size and hash of the
+// files the bot uploads.
+type Attachment struct {
+	ID          string
+	Filename    string
+	ContentType string
+	Size        int64
+	SHA256      string // hex
+	// URL is where the server's CDN serves the file: a signed URL like
+	// Discord's, which needs no token.
+	URL string
+}
+
+// JSON returns the attachment as Discord's attachment object, for a
+// MESSAGE_CREATE built by hand (Dispatch).
+func (a Attachment) JSON() map[string]any {
+	d := map[string]any{"id": a.ID, "filename": a.Filename, "size": a.Size, "url": a.URL, "proxy_url": a.URL}
+	if a.ContentType != "" {
+		d["content_type"] = a.ContentType
+	}
+	return d
 }
 
 // Stats counts what clients did.
@@ -96,6 +129,12 @@ type Stats struct {
 	Typing      int
 	Connections int // gateway connections accepted
 	Heartbeats  int // heartbeats acknowledged
+	Uploads     int // files received with messages
+	TooLarge    int // 413s answered
+	// CDNRequests counts downloads from the CDN; CDNWithToken those that
+	// carried an Authorization header (a leak: the CDN needs none).
+	CDNRequests  int
+	CDNWithToken int
 }
 
 // Interaction is a slash command or autocomplete request sent by Interact.
@@ -165,6 +204,7 @@ type Server struct {
 	conns        map[*gwConn]struct{}
 	invalidate   bool
 	changed      chan struct{}
+	files        map[string][]byte // attachment id -> bytes (users' files)
 	closed       bool
 	wg           sync.WaitGroup
 }
@@ -190,6 +230,9 @@ func New(t testing.TB, opts Options) *Server {
 	if opts.HeartbeatInterval <= 0 {
 		opts.HeartbeatInterval = 41250 * time.Millisecond
 	}
+	if opts.UploadLimit <= 0 {
+		opts.UploadLimit = 10 << 20
+	}
 	s := &Server{
 		opts:         opts,
 		nextID:       1_100_000_000_000_000_000,
@@ -202,6 +245,7 @@ func New(t testing.TB, opts Options) *Server {
 		typing:       make(map[string]int),
 		conns:        make(map[*gwConn]struct{}),
 		changed:      make(chan struct{}),
+		files:        make(map[string][]byte),
 	}
 	s.BotID = s.newID()
 	s.AppID = s.BotID
@@ -214,6 +258,7 @@ func New(t testing.TB, opts Options) *Server {
 	mux.HandleFunc("/gateway/", s.serveGateway)
 	mux.HandleFunc("/resume", s.serveGateway)
 	mux.HandleFunc("/resume/", s.serveGateway)
+	mux.HandleFunc("GET /attachments/{channel}/{id}/{name}", s.serveCDN)
 	s.srv = httptest.NewServer(mux)
 	s.URL = s.srv.URL
 	t.Cleanup(s.Close)
@@ -466,6 +511,63 @@ func (s *Server) Post(channel string, author User, content string, replyTo strin
 	return *m
 }
 
+// AddAttachment keeps a file a user attaches to a message of channel and
+// returns it, with the URL the CDN serves it at, for PostFiles.
+func (s *Server) AddAttachment(channel, name, contentType string, data []byte) Attachment {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.attachmentLocked(channel, name, contentType, int64(len(data)), sha256.Sum256(data))
+	s.files[a.ID] = slices.Clone(data)
+	return a
+}
+
+func (s *Server) attachmentLocked(channel, name, contentType string, size int64, sum [32]byte) Attachment {
+	a := Attachment{ID: s.newID(), Filename: name, ContentType: contentType, Size: size, SHA256: hex.EncodeToString(sum[:])}
+	p := "/attachments/" + channel + "/" + a.ID + "/" + url.PathEscape(name)
+	a.URL = s.URL + p + "?" + signature(p)
+	return a
+}
+
+// signature is the query of a CDN URL: an expiry, an issue time and a
+// hash of both with the path, as Discord signs its links.
+func signature(p string) string {
+	ex, is := "7fffffff", "65000000"
+	sum := sha256.Sum256([]byte(p + ex + is))
+	return "ex=" + ex + "&is=" + is + "&hm=" + hex.EncodeToString(sum[:8])
+}
+
+// PostFiles sends a user's message carrying attachments (from
+// AddAttachment) and dispatches MESSAGE_CREATE.
+func (s *Server) PostFiles(channel string, author User, content string, files ...Attachment) Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := &Message{ID: s.newID(), ChannelID: channel, Author: author, Content: content, Time: time.Now().UTC(),
+		Attachments: slices.Clone(files)}
+	if c, ok := s.channels[channel]; ok {
+		m.GuildID = c.GuildID
+	}
+	s.addMessageLocked(m)
+	return *m
+}
+
+// serveCDN serves the bytes of users' attachments at their signed URLs.
+func (s *Server) serveCDN(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	s.stats.CDNRequests++
+	if r.Header.Get("Authorization") != "" {
+		s.stats.CDNWithToken++
+	}
+	data, ok := s.files[r.PathValue("id")]
+	s.notifyLocked()
+	s.mu.Unlock()
+	if !ok || r.URL.RawQuery != signature(r.URL.EscapedPath()) {
+		http.Error(w, "This content is no longer available.", http.StatusNotFound)
+		return
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+	w.Write(data)
+}
+
 // PostWebhook sends a message from a webhook.
 func (s *Server) PostWebhook(channel, content string) Message {
 	s.mu.Lock()
@@ -572,10 +674,14 @@ func (s *Server) messageJSONLocked(m *Message) map[string]any {
 	if r, ok := s.messages[m.ReplyTo]; ok && m.ReplyTo != "" && !slices.Contains(mentions, r.Author) && m.Author.ID != s.BotID {
 		mentions = append(mentions, r.Author)
 	}
+	atts := []any{}
+	for _, a := range m.Attachments {
+		atts = append(atts, a.JSON())
+	}
 	d := map[string]any{
 		"id": m.ID, "channel_id": m.ChannelID, "author": m.Author, "content": m.Content,
 		"timestamp": m.Time.Format(time.RFC3339Nano), "edited_timestamp": nil, "type": m.Type,
-		"mentions": mentions, "mention_roles": []string{}, "attachments": []any{}, "embeds": []any{},
+		"mentions": mentions, "mention_roles": []string{}, "attachments": atts, "embeds": []any{},
 		"tts": false, "pinned": false, "mention_everyone": false, "flags": m.Flags,
 	}
 	if m.GuildID != "" {

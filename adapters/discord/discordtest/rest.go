@@ -1,10 +1,14 @@
 package discordtest
 
 import (
+	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
+	"mime"
+	"mime/multipart"
 	"net/http"
 	"slices"
 	"strconv"
@@ -33,15 +37,82 @@ func errTooLong(field string, max int) *apiError {
 			"code": "BASE_TYPE_MAX_LENGTH", "message": fmt.Sprintf("Must be %d or fewer in length.", max)}}}}}
 }
 
+// upload is a file received in a multipart message create.
+type upload struct {
+	name, contentType string
+	size              int64
+	sum               [32]byte
+}
+
+// readMultipart reads a multipart message create: payload_json, and the
+// files[n] parts, of which it keeps the size and the hash. tooLarge is
+// set when a file exceeds limit; the body is read to its end regardless,
+// so that the client reads the answer rather than a reset connection.
+func readMultipart(r io.Reader, boundary string, limit int64) (payload []byte, files []upload, tooLarge bool, err error) {
+	if boundary == "" {
+		return nil, nil, false, errors.New("no boundary")
+	}
+	mr := multipart.NewReader(r, boundary)
+	for {
+		p, err := mr.NextPart()
+		if err == io.EOF {
+			return payload, files, tooLarge, nil
+		}
+		if err != nil {
+			return nil, nil, false, err
+		}
+		name := p.FormName()
+		switch {
+		case name == "payload_json":
+			payload, err = io.ReadAll(io.LimitReader(p, 1<<20))
+		case strings.HasPrefix(name, "files["):
+			h := sha256.New()
+			var n int64
+			n, err = io.Copy(h, p)
+			f := upload{name: p.FileName(), contentType: p.Header.Get("Content-Type"), size: n}
+			h.Sum(f.sum[:0])
+			files = append(files, f)
+			tooLarge = tooLarge || n > limit
+		default:
+			_, err = io.Copy(io.Discard, p)
+		}
+		if err != nil {
+			return nil, nil, false, err
+		}
+	}
+}
+
 // serveREST answers /api/v10/...
 func (s *Server) serveREST(w http.ResponseWriter, r *http.Request) {
 	path := strings.TrimPrefix(r.URL.Path, "/api/v10/")
 	seg := strings.Split(strings.Trim(path, "/"), "/")
-	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	var (
+		body     []byte
+		files    []upload
+		tooLarge bool
+	)
+	if mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err == nil && mt == "multipart/form-data" {
+		// Read outside the lock: a file takes a while.
+		var err error
+		body, files, tooLarge, err = readMultipart(r.Body, params["boundary"], s.opts.UploadLimit)
+		if err != nil {
+			writeJSON(w, 400, &apiError{status: 400, Code: 50109, Msg: "The request body contains invalid JSON."})
+			return
+		}
+	} else {
+		body, _ = io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.stats.Requests++
+	if tooLarge {
+		// Refused at Discord's edge, before the token or the buckets.
+		s.stats.TooLarge++
+		s.notifyLocked()
+		writeJSON(w, http.StatusRequestEntityTooLarge, &apiError{Code: 40005, Msg: "Request entity too large"})
+		return
+	}
 	interactive := seg[0] == "interactions" || seg[0] == "webhooks"
 	if !interactive && r.Header.Get("Authorization") != "Bot "+s.opts.Token {
 		writeJSON(w, 401, map[string]any{"message": "401: Unauthorized", "code": 0})
@@ -54,7 +125,7 @@ func (s *Server) serveREST(w http.ResponseWriter, r *http.Request) {
 	if b := s.bucketLocked(r.Method, seg); b != nil && !s.takeLocked(w, b, now) {
 		return
 	}
-	status, v := s.routeLocked(r, seg, body)
+	status, v := s.routeLocked(r, seg, body, files)
 	if e, ok := v.(*apiError); ok {
 		writeJSON(w, e.status, e)
 		return
@@ -158,7 +229,7 @@ func ceilSeconds(d time.Duration) string {
 }
 
 // routeLocked runs one REST call and returns its status and JSON value.
-func (s *Server) routeLocked(r *http.Request, seg []string, body []byte) (int, any) {
+func (s *Server) routeLocked(r *http.Request, seg []string, body []byte, files []upload) (int, any) {
 	m, n := r.Method, len(seg)
 	switch {
 	case seg[0] == "gateway" && n == 1 && m == "GET":
@@ -175,7 +246,7 @@ func (s *Server) routeLocked(r *http.Request, seg []string, body []byte) (int, a
 		}
 		return 200, c
 	case seg[0] == "channels" && n == 3 && seg[2] == "messages" && m == "POST":
-		return s.createMessageLocked(seg[1], body)
+		return s.createMessageLocked(seg[1], body, files)
 	case seg[0] == "channels" && n == 3 && seg[2] == "messages" && m == "GET":
 		return s.listMessagesLocked(seg[1], r)
 	case seg[0] == "channels" && n == 4 && seg[2] == "messages" && m == "PATCH":
@@ -250,7 +321,7 @@ func parseSent(body []byte) (sent, *apiError) {
 	return v, nil
 }
 
-func (s *Server) createMessageLocked(channel string, body []byte) (int, any) {
+func (s *Server) createMessageLocked(channel string, body []byte, files []upload) (int, any) {
 	if _, ok := s.channels[channel]; !ok {
 		return 0, errUnknownChannel()
 	}
@@ -258,11 +329,18 @@ func (s *Server) createMessageLocked(channel string, body []byte) (int, any) {
 	if e != nil {
 		return 0, e
 	}
-	if v.Content == nil || *v.Content == "" {
+	if (v.Content == nil || *v.Content == "") && len(files) == 0 {
 		return 0, &apiError{status: 400, Code: 50006, Msg: "Cannot send an empty message"}
 	}
 	msg := &Message{ID: s.newID(), ChannelID: channel, GuildID: s.channels[channel].GuildID,
-		Author: s.users[s.BotID], Content: *v.Content, Time: time.Now().UTC()}
+		Author: s.users[s.BotID], Time: time.Now().UTC()}
+	if v.Content != nil {
+		msg.Content = *v.Content
+	}
+	for _, f := range files {
+		msg.Attachments = append(msg.Attachments, s.attachmentLocked(channel, f.name, f.contentType, f.size, f.sum))
+		s.stats.Uploads++
+	}
 	if v.AllowedMentions != nil {
 		msg.AllowedMentions = string(*v.AllowedMentions)
 	}
