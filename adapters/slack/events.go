@@ -12,7 +12,6 @@ import (
 	"github.com/slack-go/slack/slackevents"
 
 	"github.com/parleyhq/parley/bots"
-	"github.com/parleyhq/parley/conversation"
 )
 
 // handleTimeout bounds one engine.Handle call, inside Slack's 3 seconds.
@@ -176,16 +175,6 @@ func (a *Adapter) stripMention(text string) string {
 // isDMChannel reports whether a channel id is a direct message: Slack's DM
 // ids start with D.
 func isDMChannel(id string) bool { return strings.HasPrefix(id, "D") }
-
-// attachments keeps references to a message's files; the engine fetches
-// none of them by itself.
-func attachments(fs []slackapi.File) []conversation.Attachment {
-	var out []conversation.Attachment
-	for _, f := range fs {
-		out = append(out, conversation.Attachment{Name: f.Name, MIME: f.Mimetype, Size: int64(f.Size), URL: f.URLPrivate, PlatformID: f.ID})
-	}
-	return out
-}
 
 // tsTime converts a Slack ts ("1712345678.123456") to a time; zero when
 // malformed.

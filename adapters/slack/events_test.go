@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"testing"
 	"time"
 
@@ -183,7 +184,7 @@ func TestSlashCommands(t *testing.T) {
 	eng.mu.Lock()
 	cmd := eng.commands[0]
 	eng.mu.Unlock()
-	if want := (bots.Command{Workspace: "T0TEAM", Channel: "C1", User: "U1", Name: "model"}); cmd != want {
+	if want := (bots.Command{Workspace: "T0TEAM", Channel: "C1", User: "U1", Name: "model"}); !reflect.DeepEqual(cmd, want) {
 		t.Errorf("command: got %+v, want %+v", cmd, want)
 	}
 

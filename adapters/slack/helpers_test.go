@@ -179,7 +179,7 @@ func startAdapter(t *testing.T, fake *slacktest.Server, eng engine, opts Options
 }
 
 // newTestAdapter builds an adapter on fake without running it.
-func newTestAdapter(t *testing.T, fake *slacktest.Server, eng engine, opts Options, logs *logBuffer) *Adapter {
+func newTestAdapter(t testing.TB, fake *slacktest.Server, eng engine, opts Options, logs *logBuffer) *Adapter {
 	t.Helper()
 	cfg := fake.Config()
 	if opts.BotToken == "" {

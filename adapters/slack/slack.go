@@ -82,10 +82,13 @@ type engine interface {
 // Adapter is Parley on Slack. Create it with New, run it with Run; in HTTP
 // mode also serve Handler.
 type Adapter struct {
-	opts   Options
-	eng    engine
-	log    *slog.Logger
-	api    *slackapi.Client
+	opts Options
+	eng  engine
+	log  *slog.Logger
+	api  *slackapi.Client
+	// upAPI makes uploads: api's calls without the HTTP client's overall
+	// timeout, sized for Web API calls; Upload sets a deadline by size.
+	upAPI  *slackapi.Client
 	client *http.Client
 	mode   string
 	// ackWait is how long a command may take before it is acknowledged
@@ -175,6 +178,13 @@ func newAdapter(opts Options, eng engine, logger *slog.Logger) (*Adapter, error)
 		slackapi.OptionAPIURL(opts.APIURL),
 		slackapi.OptionHTTPClient(opts.HTTPClient),
 		slackapi.OptionAppLevelToken(opts.AppToken),
+		slackapi.OptionLog(slog.NewLogLogger(logger.Handler(), slog.LevelDebug)),
+	)
+	uploads := *opts.HTTPClient
+	uploads.Timeout = 0
+	a.upAPI = slackapi.New(opts.BotToken,
+		slackapi.OptionAPIURL(opts.APIURL),
+		slackapi.OptionHTTPClient(&uploads),
 		slackapi.OptionLog(slog.NewLogLogger(logger.Handler(), slog.LevelDebug)),
 	)
 	return a, nil

@@ -1,8 +1,9 @@
 // Package slacktest is a fake Slack for tests: an httptest server speaking
 // the Web API methods Parley calls, Socket Mode over a websocket, and
-// response URLs. It keeps every message the bot writes, enforces Slack's
-// rate limits (429 with Retry-After) and length limits, and refuses what
-// Slack refuses (chat.update on an open stream, appends to a closed one).
+// response URLs, file uploads and downloads. It keeps every message and
+// file the bot writes, enforces Slack's rate limits (429 with Retry-After)
+// and length limits, and refuses what Slack refuses (chat.update on an open
+// stream, appends to a closed one).
 //
 // It is for tests only; it serves loopback only.
 package slacktest
@@ -57,6 +58,12 @@ type Config struct {
 	EchoBotMessages bool
 	// PingEvery is how often the socket is pinged; default 2 s.
 	PingEvery time.Duration
+	// MaxFileSize is the largest upload files.getUploadURLExternal
+	// accepts (file_upload_size_restricted beyond); default 1 GB.
+	MaxFileSize int64
+	// KeepBytes is the largest upload whose bytes the fake keeps (File.Data);
+	// larger ones keep their SHA-256 and size. Default 8 MiB.
+	KeepBytes int64
 }
 
 // Message is a message as the fake keeps it.
@@ -78,6 +85,8 @@ type Message struct {
 	// RateLimited counts the 429s answered to calls on this message.
 	RateLimited int
 	Deleted     bool
+	// Files are the ids of the files the message shares (see File).
+	Files []string
 }
 
 // Status is an assistant.threads.setStatus call.
@@ -109,6 +118,8 @@ type Server struct {
 	changed     chan struct{}
 	sock        socket
 	envelopeSeq int
+	files       fileState
+	loginPage   bool // file downloads answer the sign-in page
 }
 
 // New starts a fake Slack; it stops when the test ends.
@@ -130,6 +141,12 @@ func New(tb testing.TB, cfg Config) *Server {
 	if cfg.PingEvery == 0 {
 		cfg.PingEvery = 2 * time.Second
 	}
+	if cfg.MaxFileSize == 0 {
+		cfg.MaxFileSize = DefaultMaxFileSize
+	}
+	if cfg.KeepBytes == 0 {
+		cfg.KeepBytes = DefaultKeepBytes
+	}
 	s := &Server{
 		cfg:     cfg,
 		tb:      tb,
@@ -146,6 +163,10 @@ func New(tb testing.TB, cfg Config) *Server {
 	mux.HandleFunc("POST /api/{method}", s.serveAPI)
 	mux.HandleFunc("GET /socket", s.serveSocket)
 	mux.HandleFunc("POST /response/{id}", s.serveResponse)
+	mux.HandleFunc("POST /upload/v1/{id}", s.serveUpload)
+	mux.HandleFunc("GET /files-pri/{key}/{name}", s.serveFile)
+	mux.HandleFunc("GET /files-pri/{key}/download/{name}", s.serveFile)
+	mux.HandleFunc("GET /signin", s.serveSignIn)
 	s.srv = httptest.NewServer(mux)
 	s.URL = s.srv.URL
 	s.APIURL = s.srv.URL + "/api/"
@@ -488,6 +509,10 @@ func (s *Server) call(method string, r *http.Request, channel string, target *Me
 			target.Streaming = false
 		}
 		return map[string]any{"channel": channel, "ts": target.TS}, ""
+	case "files.getUploadURLExternal":
+		return s.getUploadURL(form)
+	case "files.completeUploadExternal":
+		return s.completeUpload(form, channel)
 	case "assistant.threads.setStatus":
 		if s.cfg.StatusError != "" {
 			return nil, apiError(s.cfg.StatusError)
