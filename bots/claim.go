@@ -14,11 +14,11 @@ import (
 // still without an answer. An older one belongs to another replica, which
 // is about to answer it: the claim is let go and taken again later. After
 // orderWait that replica is taken for dead, and the older questions are
-// answered here first, from what the store holds of them.
+// answered here first, from what the store holds of them. orderWait is
+// Config.OrderWait.
 const (
 	claimTTL   = 30 * time.Second
-	claimRetry = 250 * time.Millisecond
-	orderWait  = time.Minute
+	claimRetry = 100 * time.Millisecond
 )
 
 // claim waits until this replica may answer j, and returns the older
@@ -48,7 +48,7 @@ func (e *Engine) claim(j *job) ([]conversation.Message, error) {
 			}
 			if since.IsZero() {
 				since = time.Now()
-			} else if time.Since(since) >= orderWait {
+			} else if time.Since(since) >= e.cfg.OrderWait {
 				e.log.Warn("answering questions another replica left", "conversation", j.conv.ID, "count", len(older))
 				return older, nil
 			}

@@ -58,9 +58,13 @@ type Config struct {
 	// Owner names this process for conversation claims, so that replicas
 	// on one database answer each conversation one at a time and in order;
 	// default host name, process id and start time.
-	Owner  string
-	Now    func() time.Time
-	Logger *slog.Logger
+	Owner string
+	// OrderWait is how long a replica waits for another to answer an older
+	// question of the same conversation before answering it itself;
+	// default 1 minute.
+	OrderWait time.Duration
+	Now       func() time.Time
+	Logger    *slog.Logger
 }
 
 // Causes of a stream's end other than the answer's own end.
@@ -122,6 +126,9 @@ func New(cfg Config, store conversation.Store, client *llm.Client) *Engine {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.OrderWait <= 0 {
+		cfg.OrderWait = time.Minute
 	}
 	if cfg.Owner == "" {
 		host, _ := os.Hostname()

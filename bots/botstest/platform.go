@@ -4,17 +4,24 @@
 package botstest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"strconv"
 	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/parleyhq/parley/bots"
+	"github.com/parleyhq/parley/conversation"
 )
 
-var _ bots.Platform = (*Platform)(nil)
+var (
+	_ bots.Platform   = (*Platform)(nil)
+	_ bots.Uploader   = (*Platform)(nil)
+	_ bots.Downloader = (*Platform)(nil)
+)
 
 // Limit is a limit the fake enforces: N calls per Per. Window selects a
 // fixed window that starts with the first call after the last reset
@@ -141,6 +148,8 @@ type Platform struct {
 	enforced Enforced
 	// ProgressErr, when set, is returned by Progress.
 	ProgressErr error
+	// MaxUpload is the largest file Upload takes; 0 is unlimited.
+	MaxUpload int64
 
 	mu        sync.Mutex
 	changed   chan struct{}
@@ -152,6 +161,16 @@ type Platform struct {
 	calls     int
 	progress  int
 	deleted   map[string]bool
+	uploads   []Upload
+	files     map[string][]byte // by URL, for Download
+}
+
+// Upload is a file uploaded through the fake.
+type Upload struct {
+	Dest bots.Destination
+	Name string
+	MIME string
+	Data []byte
 }
 
 // New returns a fake platform called name that enforces e and declares
@@ -163,7 +182,58 @@ func New(name string, e Enforced) *Platform {
 		messages: make(map[string]*Message),
 		limiters: make(map[string]*limiter),
 		deleted:  make(map[string]bool),
+		files:    make(map[string][]byte),
 	}
+}
+
+// Upload implements bots.Uploader.
+func (p *Platform) Upload(ctx context.Context, dest bots.Destination, f bots.File) (conversation.Attachment, error) {
+	if p.MaxUpload > 0 && f.Size > p.MaxUpload {
+		return conversation.Attachment{}, fmt.Errorf("fake: %s: %w", f.Name, bots.ErrTooLarge)
+	}
+	data, err := io.ReadAll(f.Body)
+	if err != nil {
+		return conversation.Attachment{}, err
+	}
+	if int64(len(data)) != f.Size {
+		return conversation.Attachment{}, fmt.Errorf("fake: %s: declared %d bytes, read %d", f.Name, f.Size, len(data))
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.checkLocked(time.Now(), "global"); err != nil {
+		return conversation.Attachment{}, err
+	}
+	p.uploads = append(p.uploads, Upload{Dest: dest, Name: f.Name, MIME: f.MIME, Data: data})
+	p.notifyLocked()
+	return conversation.Attachment{Name: f.Name, MIME: f.MIME, Size: f.Size, PlatformID: "F" + strconv.Itoa(len(p.uploads))}, nil
+}
+
+// Uploads returns the files uploaded so far.
+func (p *Platform) Uploads() []Upload {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]Upload(nil), p.uploads...)
+}
+
+// AddFile makes data downloadable as an attachment with URL url.
+func (p *Platform) AddFile(url string, data []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.files[url] = data
+}
+
+// Download implements bots.Downloader.
+func (p *Platform) Download(ctx context.Context, a conversation.Attachment, max int64) (io.ReadCloser, error) {
+	p.mu.Lock()
+	data, ok := p.files[a.URL]
+	p.mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("fake: no file at %s", a.URL)
+	}
+	if int64(len(data)) > max {
+		return nil, fmt.Errorf("fake: %s: %w", a.Name, bots.ErrTooLarge)
+	}
+	return io.NopCloser(bytes.NewReader(data)), nil
 }
 
 // SetDeclared overrides the limits declared to the engine.

@@ -37,6 +37,24 @@ func (m Message) Text() string {
 	return ""
 }
 
+// Images returns the URLs of the message's image parts.
+func (m Message) Images() []string {
+	var urls []string
+	if parts, ok := m.Content.([]any); ok {
+		for _, p := range parts {
+			part, _ := p.(map[string]any)
+			if part["type"] != "image_url" {
+				continue
+			}
+			if img, ok := part["image_url"].(map[string]any); ok {
+				u, _ := img["url"].(string)
+				urls = append(urls, u)
+			}
+		}
+	}
+	return urls
+}
+
 // Request is a chat completion request as received.
 type Request struct {
 	Model    string    `json:"model"`
