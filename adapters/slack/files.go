@@ -126,8 +126,10 @@ func (a *Adapter) fileClient() *http.Client {
 // file: without files:read, files.slack.com redirects there (redir set to
 // the file's path) and the page is HTML.
 func loginPage(req *http.Request, resp *http.Response, fileMIME string) bool {
-	if final := resp.Request; final != nil && final.URL.Query().Get("redir") == req.URL.Path {
-		return true
+	if final := resp.Request; final != nil {
+		if redir := final.URL.Query().Get("redir"); redir != "" && redir == req.URL.Path {
+			return true
+		}
 	}
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	want, _, _ := mime.ParseMediaType(fileMIME)

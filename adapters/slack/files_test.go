@@ -114,9 +114,18 @@ func TestDownload(t *testing.T) {
 	t.Run("login page", func(t *testing.T) {
 		fake.SetLoginPage(true)
 		defer fake.SetLoginPage(false)
-		_, err := a.Download(ctx, att, 1<<20)
-		if err == nil || !strings.Contains(err.Error(), "login page: add the files:read scope and reinstall the app") {
-			t.Errorf("got %v, want the login page explained", err)
+		// An HTML file is told from the sign-in page by the redirect.
+		page := fake.AddFile("page.html", "text/html", []byte("<p>mine</p>"))
+		html := conversation.Attachment{Name: "page.html", MIME: "text/html", URL: page["url_private"].(string)}
+		for _, att := range []conversation.Attachment{att, html} {
+			_, err := a.Download(ctx, att, 1<<20)
+			if err == nil || !strings.Contains(err.Error(), "login page: add the files:read scope and reinstall the app") {
+				t.Errorf("%s: got %v, want the login page explained", att.Name, err)
+			}
+		}
+		fake.SetLoginPage(false)
+		if got := readAll(t, a, html, 1<<20); string(got) != "<p>mine</p>" {
+			t.Errorf("an HTML file: got %q", got)
 		}
 	})
 	t.Run("gone", func(t *testing.T) {
