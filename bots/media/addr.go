@@ -1,17 +1,9 @@
 package media
 
 import (
-	"fmt"
 	"net/netip"
 	"syscall"
 )
-
-// blockedError says why a URL or an address is refused; it matches
-// ErrBlocked.
-type blockedError struct{ reason string }
-
-func (e *blockedError) Error() string        { return "blocked: " + e.reason }
-func (e *blockedError) Is(target error) bool { return target == ErrBlocked }
 
 // Ranges refused besides those net/netip names (loopback, private,
 // link-local, multicast, unspecified).
@@ -29,28 +21,43 @@ var (
 	sixToFour  = netip.MustParsePrefix("2002::/16")
 )
 
-// checkAddr returns a *blockedError when a is not a public unicast address:
-// loopback, private (RFC 1918, fc00::/7), link-local (169.254/16 with the
-// 169.254.169.254 metadata address, fe80::/10), unspecified, multicast,
-// carrier-grade NAT, or another reserved range. IPv6 addresses that embed
-// an IPv4 address (mapped, NAT64, 6to4) are judged by that address.
+// checkAddr returns an error matching ErrBlocked when a is not a public
+// unicast address: loopback, private (RFC 1918, fc00::/7), link-local
+// (169.254/16 with the 169.254.169.254 metadata address, fe80::/10),
+// unspecified, multicast, carrier-grade NAT, or another reserved range.
+// IPv6 addresses that embed an IPv4 address (mapped, IPv4-compatible,
+// NAT64, 6to4) are judged by that address.
 func checkAddr(a netip.Addr) error {
 	if !a.IsValid() {
-		return &blockedError{"not an IP address"}
+		return blocked("not an IP address")
 	}
-	a = a.Unmap()
+	if why := notPublic(a); why != "" {
+		return blocked("%s", why)
+	}
+	return nil
+}
+
+// notPublic says why a is not a public address, "" when it is.
+func notPublic(a netip.Addr) string {
+	a = a.Unmap().WithZone("")
 	if a.Is6() {
+		var inner netip.Addr
+		b := a.As16()
 		switch {
 		case a.IsUnspecified() || a.IsLoopback():
 			// ::/96 would judge them as 0.0.0.0 and 0.0.0.1.
 		case ipv4Compat.Contains(a), nat64.Contains(a):
-			b := a.As16()
-			return checkEmbedded(a, netip.AddrFrom4([4]byte(b[12:16])))
+			inner = netip.AddrFrom4([4]byte(b[12:16]))
 		case nat64Local.Contains(a):
-			return &blockedError{fmt.Sprintf("%s is a local NAT64 address", a)}
+			return a.String() + " is a local NAT64 address"
 		case sixToFour.Contains(a):
-			b := a.As16()
-			return checkEmbedded(a, netip.AddrFrom4([4]byte(b[2:6])))
+			inner = netip.AddrFrom4([4]byte(b[2:6]))
+		}
+		if inner.IsValid() {
+			if why := notPublic(inner); why != "" {
+				return a.String() + " carries " + why
+			}
+			return ""
 		}
 	}
 	var kind string
@@ -72,16 +79,9 @@ func checkAddr(a netip.Addr) error {
 	case ietf.Contains(a), benchmark.Contains(a), reserved.Contains(a):
 		kind = "a reserved address"
 	default:
-		return nil
+		return ""
 	}
-	return &blockedError{fmt.Sprintf("%s is %s", a.WithZone(""), kind)}
-}
-
-func checkEmbedded(outer, inner netip.Addr) error {
-	if err := checkAddr(inner); err != nil {
-		return &blockedError{fmt.Sprintf("%s carries %s", outer, err.(*blockedError).reason)}
-	}
-	return nil
+	return a.String() + " is " + kind
 }
 
 // dialControl is the net.Dialer's Control: it runs after DNS resolution,
@@ -93,7 +93,7 @@ func dialControl(check func(netip.AddrPort) error) func(network, address string,
 	return func(network, address string, _ syscall.RawConn) error {
 		ap, err := netip.ParseAddrPort(address)
 		if err != nil {
-			return &blockedError{fmt.Sprintf("%s address %q cannot be checked", network, address)}
+			return blocked("%s address %q cannot be checked", network, address)
 		}
 		return check(ap)
 	}

@@ -41,17 +41,17 @@ func TestCheckAddr(t *testing.T) {
 		{"::ffff:127.0.0.1", true},
 		{"::ffff:10.0.0.1", true},
 		{"::ffff:169.254.169.254", true},
-		{"::127.0.0.1", true},         // IPv4-compatible
-		{"64:ff9b::a9fe:a9fe", true},  // NAT64 of 169.254.169.254
-		{"64:ff9b:1::8.8.8.8", true},  // local-use NAT64
-		{"2002:7f00:1::", true},       // 6to4 of 127.0.0.1
-		{"2002:a00:1::", true},        // 6to4 of 10.0.0.1
-		{"8.8.8.8", false},            // public
-		{"1.1.1.1", false},            // public
-		{"172.32.0.1", false},         // just past 172.16/12
-		{"100.63.255.255", false},     // just before 100.64/10
-		{"100.128.0.0", false},        // just past 100.64/10
-		{"169.255.0.1", false},        // just past 169.254/16
+		{"::127.0.0.1", true},        // IPv4-compatible
+		{"64:ff9b::a9fe:a9fe", true}, // NAT64 of 169.254.169.254
+		{"64:ff9b:1::8.8.8.8", true}, // local-use NAT64
+		{"2002:7f00:1::", true},      // 6to4 of 127.0.0.1
+		{"2002:a00:1::", true},       // 6to4 of 10.0.0.1
+		{"8.8.8.8", false},           // public
+		{"1.1.1.1", false},           // public
+		{"172.32.0.1", false},        // just past 172.16/12
+		{"100.63.255.255", false},    // just before 100.64/10
+		{"100.128.0.0", false},       // just past 100.64/10
+		{"169.255.0.1", false},       // just past 169.254/16
 		{"2606:4700:4700::1111", false},
 		{"2a00:1450:4001::200e", false},
 		{"::ffff:8.8.8.8", false},

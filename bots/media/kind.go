@@ -3,7 +3,6 @@ package media
 import (
 	"bytes"
 	"encoding/binary"
-	"fmt"
 	"mime"
 	"net/http"
 	"net/url"
@@ -12,13 +11,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 )
-
-// typeError says how a content type does not fit a link; it matches
-// ErrType.
-type typeError struct{ reason string }
-
-func (e *typeError) Error() string        { return "wrong content type: " + e.reason }
-func (e *typeError) Is(target error) bool { return target == ErrType }
 
 // extTypes maps the extensions an answer's media links end in to the type
 // a file of that name holds. Its keys are llm.MediaURLs' extensions.
@@ -60,7 +52,7 @@ func needsSniff(contentType string) bool {
 // path ends in ext: the server's Content-Type when it is of the family the
 // extension promises, or, when the server sent none or a generic binary
 // type, the type sniffed from head (the body's first bytes). Anything else
-// is a *typeError.
+// is an error matching ErrType.
 func checkType(ext, contentType string, head []byte) (string, error) {
 	want := family(ext)
 	fits := func(t string) bool {
@@ -74,16 +66,16 @@ func checkType(ext, contentType string, head []byte) (string, error) {
 		// A type with a malformed parameter still names its type.
 		t, _, _ := mime.ParseMediaType(contentType)
 		if t == "" {
-			return "", &typeError{fmt.Sprintf("the server sent Content-Type %q, which does not parse", contentType)}
+			return "", wrongType("the server sent Content-Type %q, which does not parse", contentType)
 		}
 		if !fits(t) {
-			return "", &typeError{fmt.Sprintf("the server sent %s for a %s link", t, describe(ext))}
+			return "", wrongType("the server sent %s for a %s link", t, describe(ext))
 		}
 		return t, nil
 	}
 	t := sniff(head)
 	if !fits(t) {
-		return "", &typeError{fmt.Sprintf("the content looks like %s, not a %s", t, describe(ext))}
+		return "", wrongType("the content looks like %s, not a %s", t, describe(ext))
 	}
 	if t == "video/mp4" && strings.EqualFold(ext, ".mov") {
 		// An ftyp box whose brand we do not know: the name decides.
@@ -124,10 +116,9 @@ func sniff(head []byte) string {
 const maxName = 100
 
 // fileName derives a file's name from a URL's escaped path: its last
-// segment, unescaped,
-// without path separators, control or reserved characters, at most maxName
-// characters, keeping the extension; for a name without a known media
-// extension, one from the content type is appended.
+// segment, unescaped, without path separators, control or reserved
+// characters, at most maxName characters, keeping the extension; a name
+// without a known media extension gets one from the content type.
 func fileName(escapedPath, mimeType string) string {
 	base := escapedPath[strings.LastIndexByte(escapedPath, '/')+1:]
 	if s, err := url.PathUnescape(base); err == nil {
@@ -145,7 +136,7 @@ func fileName(escapedPath, mimeType string) string {
 	if family(ext) == "" {
 		stem, ext = base, typeExt(mimeType)
 	}
-	// No hidden names, nothing path.Base makes of an empty path.
+	// No hidden names; a name for an empty one.
 	stem = strings.Trim(stem, ". ")
 	if stem == "" || stem == "_" {
 		stem = "media"

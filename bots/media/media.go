@@ -38,6 +38,27 @@ var (
 	ErrTooLarge = errors.New("media: file too large")
 )
 
+// kindError is an error of one of the kinds above, with the detail.
+type kindError struct {
+	kind error
+	msg  string
+}
+
+func (e *kindError) Error() string        { return e.msg }
+func (e *kindError) Is(target error) bool { return target == e.kind }
+
+func blocked(format string, a ...any) error {
+	return &kindError{ErrBlocked, "blocked: " + fmt.Sprintf(format, a...)}
+}
+
+func wrongType(format string, a ...any) error {
+	return &kindError{ErrType, "wrong content type: " + fmt.Sprintf(format, a...)}
+}
+
+func tooLarge(format string, a ...any) error {
+	return &kindError{ErrTooLarge, "too large: " + fmt.Sprintf(format, a...)}
+}
+
 // Defaults of Config's zero values.
 const (
 	DefaultMaxBytes = 25 << 20
@@ -128,10 +149,10 @@ func New(cfg Config) *Fetcher {
 // connecting, on the addresses they resolve to.
 func (f *Fetcher) checkURL(u *url.URL) error {
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return &blockedError{fmt.Sprintf("scheme %q is not http or https", u.Scheme)}
+		return blocked("scheme %q is not http or https", u.Scheme)
 	}
 	if u.Host == "" {
-		return &blockedError{"no host"}
+		return blocked("no host")
 	}
 	if a, err := netip.ParseAddr(u.Hostname()); err == nil {
 		port := uint64(80)
@@ -146,7 +167,9 @@ func (f *Fetcher) checkURL(u *url.URL) error {
 	return nil
 }
 
-// File is a fetched file, kept in a temporary file until Close.
+// File is a fetched file, kept in a temporary file until Close. Except on
+// Windows the file has no name left in TempDir by the time Fetch returns:
+// its bytes go when it is closed, or when the process ends.
 type File struct {
 	Name string // the link's last path segment, sanitized, with its extension
 	MIME string // the checked content type
@@ -232,7 +255,7 @@ func (f *Fetcher) fetch(ctx context.Context, u *url.URL, rawURL string) (*File, 
 		return nil, fmt.Errorf("the server answered %s", resp.Status)
 	}
 	if resp.ContentLength > f.max {
-		return nil, fmt.Errorf("%w: %d bytes, over the limit of %d (MEDIA_MAX_BYTES)", ErrTooLarge, resp.ContentLength, f.max)
+		return nil, tooLarge("%d bytes, over the limit of %d (MEDIA_MAX_BYTES)", resp.ContentLength, f.max)
 	}
 	// The final URL's path names the file when a redirect led elsewhere.
 	final := resp.Request.URL
@@ -266,7 +289,7 @@ func (f *Fetcher) fetch(ctx context.Context, u *url.URL, rawURL string) (*File, 
 	}
 	n, err := io.Copy(tmp, body)
 	if err == nil && n > f.max {
-		err = fmt.Errorf("%w: more than %d bytes (MEDIA_MAX_BYTES)", ErrTooLarge, f.max)
+		err = tooLarge("more than the limit of %d bytes (MEDIA_MAX_BYTES)", f.max)
 	}
 	if err != nil {
 		file.Close()

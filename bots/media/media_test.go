@@ -246,10 +246,10 @@ func TestFetchSizeCapLyingServer(t *testing.T) {
 
 func TestFetchBlocked(t *testing.T) {
 	var hits atomic.Int32
-	srv := httptest.NewServer(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
 		serve(mp4Body, ctype("video/mp4"))(w, r)
-	})
+	}))
 	t.Cleanup(srv.Close)
 	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
 	tests := []struct{ name, url string }{
@@ -297,16 +297,16 @@ func TestFetchInvalidURL(t *testing.T) {
 
 func TestFetchRedirects(t *testing.T) {
 	var internalHits atomic.Int32
-	internal := httptest.NewServer(func(w http.ResponseWriter, r *http.Request) {
+	internal := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		internalHits.Add(1)
 		serve(mp4Body, ctype("video/mp4"))(w, r)
-	})
+	}))
 	t.Cleanup(internal.Close)
 	_, internalPort, _ := net.SplitHostPort(internal.Listener.Addr().String())
 
 	// public stands for a public server: the only address the rule lets
 	// through besides the real ones. /hop/N redirects N more times.
-	public := httptest.NewServer(func(w http.ResponseWriter, r *http.Request) {
+	public := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case strings.HasPrefix(r.URL.Path, "/to/"):
 			http.Redirect(w, r, r.URL.Query().Get("u"), http.StatusFound)
@@ -318,7 +318,7 @@ func TestFetchRedirects(t *testing.T) {
 			}
 			http.Redirect(w, r, "/hop/"+strconv.Itoa(n-1)+"/a.mp4?"+secret, http.StatusFound)
 		}
-	})
+	}))
 	t.Cleanup(public.Close)
 	publicAddr := netip.MustParseAddrPort(public.Listener.Addr().String())
 
@@ -406,7 +406,7 @@ func TestFetchTimeout(t *testing.T) {
 }
 
 func TestFetchCanceled(t *testing.T) {
-	srv := httptest.NewServer(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
 	t.Cleanup(srv.Close)
 	f, dir := newFetcher(t, Config{AllowPrivate: true})
 	ctx, cancel := context.WithCancel(t.Context())
@@ -416,4 +416,42 @@ func TestFetchCanceled(t *testing.T) {
 		t.Errorf("got %v, want context.Canceled", err)
 	}
 	assertEmpty(t, dir)
+}
+
+func TestFetchOwnClient(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/to-file.mp4":
+			http.Redirect(w, r, "file:///etc/passwd", http.StatusFound)
+			return
+		case "/moved.mp4":
+			http.Redirect(w, r, "/a.mp4", http.StatusFound)
+			return
+		}
+		serve(mp4Body, ctype("video/mp4"))(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	var theirs atomic.Int32
+	client := srv.Client()
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { theirs.Add(1); return nil }
+	f, dir := newFetcher(t, Config{Client: client})
+
+	// Literal addresses and schemes are still judged ...
+	if _, err := f.Fetch(t.Context(), srv.URL+"/a.mp4"); !errors.Is(err, ErrBlocked) {
+		t.Errorf("loopback: got %v, want ErrBlocked", err)
+	}
+	f.check = func(netip.AddrPort) error { return nil }
+	if _, err := f.Fetch(t.Context(), srv.URL+"/to-file.mp4"); !errors.Is(err, ErrBlocked) {
+		t.Errorf("redirect to a file: got %v, want ErrBlocked", err)
+	}
+	// ... and the client's own redirect policy still runs after ours.
+	file, err := f.Fetch(t.Context(), srv.URL+"/moved.mp4")
+	if err != nil {
+		t.Fatalf("Fetch: %v", err)
+	}
+	file.Close()
+	assertEmpty(t, dir)
+	if theirs.Load() == 0 {
+		t.Errorf("the client's CheckRedirect ran %d times, want at least once", theirs.Load())
+	}
 }
