@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -135,6 +136,14 @@ func option(data discordgo.ApplicationCommandInteractionData, name string) strin
 	return ""
 }
 
+// memberRoles returns a guild member's role ids; nil outside guilds.
+func memberRoles(m *discordgo.Member) []string {
+	if m == nil || len(m.Roles) == 0 {
+		return nil
+	}
+	return slices.Clone(m.Roles)
+}
+
 func interactionUser(i *discordgo.Interaction) *discordgo.User {
 	if i.Member != nil && i.Member.User != nil {
 		return i.Member.User
@@ -220,6 +229,7 @@ func (a *Adapter) command(ctx context.Context, i *discordgo.Interaction, data di
 		Channel:   channel,
 		Thread:    thread,
 		User:      interactionUser(i).ID,
+		Roles:     memberRoles(i.Member),
 		DM:        i.GuildID == "",
 		Name:      data.Name,
 		Args:      strings.TrimSpace(option(data, commandArg[data.Name])),

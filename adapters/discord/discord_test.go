@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -155,6 +157,19 @@ func TestIncomingMapping(t *testing.T) {
 		m = fake.Post(ch, ann, bot+" and then?", answer)
 		if got := rec.incoming(t, m.ID); !got.Mentioned {
 			t.Error("a typed mention in a reply is not a mention")
+		}
+	})
+	t.Run("roles", func(t *testing.T) {
+		bea := fake.AddUser("bea")
+		fake.SetRoles(bea, "r-1", "r-2")
+		m := fake.Post(ch, bea, bot+" hi", "")
+		if got := rec.incoming(t, m.ID); !slices.Equal(got.Roles, []string{"r-1", "r-2"}) {
+			t.Errorf("got roles %v, want the member's r-1 r-2", got.Roles)
+		}
+		dm := fake.AddDM()
+		m = fake.Post(dm, bea, "hello", "")
+		if got := rec.incoming(t, m.ID); got.Roles != nil {
+			t.Errorf("got roles %v in a DM, want none", got.Roles)
 		}
 	})
 	t.Run("DM", func(t *testing.T) {
@@ -478,6 +493,7 @@ func TestSlashCommands(t *testing.T) {
 	a := run(t, fake, rec, Options{})
 	ch := fake.AddChannel("general")
 	ann := fake.AddUser("ann")
+	fake.SetRoles(ann, "r-team")
 
 	t.Run("autocomplete", func(t *testing.T) {
 		id := fake.Interact(discordtest.Interaction{Type: 4, GuildID: fake.GuildID, ChannelID: ch, User: ann, Name: "model",
@@ -497,8 +513,9 @@ func TestSlashCommands(t *testing.T) {
 			t.Errorf("got %+v, want a deferred ephemeral answer edited in", r)
 		}
 		cmd := rec.cmds[len(rec.cmds)-1]
-		if cmd != (bots.Command{Workspace: fake.GuildID, Channel: ch, User: ann.ID, Name: "model", Args: "gpt-4o-mini"}) {
-			t.Errorf("got %+v", cmd)
+		want := bots.Command{Workspace: fake.GuildID, Channel: ch, User: ann.ID, Roles: []string{"r-team"}, Name: "model", Args: "gpt-4o-mini"}
+		if !reflect.DeepEqual(cmd, want) {
+			t.Errorf("got %+v, want %+v", cmd, want)
 		}
 	})
 	t.Run("long answer", func(t *testing.T) {

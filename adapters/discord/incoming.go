@@ -47,8 +47,9 @@ func (a *Adapter) incoming(ctx context.Context, m *discordgo.Message) bots.Incom
 		AuthorName: displayName(m),
 		AuthorIsBot: m.Author.Bot || m.Author.System || m.WebhookID != "" ||
 			(m.Type != discordgo.MessageTypeDefault && m.Type != discordgo.MessageTypeReply),
-		Text: stripMention(m.Content, bot),
-		Time: m.Timestamp,
+		Roles: memberRoles(m.Member),
+		Text:  stripMention(m.Content, bot),
+		Time:  m.Timestamp,
 	}
 	if m.GuildID == "" {
 		in.DM = true

@@ -204,7 +204,8 @@ type Server struct {
 	conns        map[*gwConn]struct{}
 	invalidate   bool
 	changed      chan struct{}
-	files        map[string][]byte // attachment id -> bytes (users' files)
+	files        map[string][]byte   // attachment id -> bytes (users' files)
+	roles        map[string][]string // user id -> role ids in the guild
 	closed       bool
 	wg           sync.WaitGroup
 }
@@ -246,6 +247,7 @@ func New(t testing.TB, opts Options) *Server {
 		conns:        make(map[*gwConn]struct{}),
 		changed:      make(chan struct{}),
 		files:        make(map[string][]byte),
+		roles:        make(map[string][]string),
 	}
 	s.BotID = s.newID()
 	s.AppID = s.BotID
@@ -336,6 +338,14 @@ func (s *Server) AddUser(name string) User {
 	u := User{ID: s.newID(), Username: name}
 	s.users[u.ID] = u
 	return u
+}
+
+// SetRoles gives a user roles in the guild: messages and interactions
+// carry them in their member object.
+func (s *Server) SetRoles(user User, roles ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.roles[user.ID] = slices.Clone(roles)
 }
 
 // AddBot creates another bot user.
@@ -647,7 +657,7 @@ func (s *Server) Interact(in Interaction) string {
 	}
 	if in.GuildID != "" {
 		d["guild_id"] = in.GuildID
-		d["member"] = map[string]any{"user": in.User}
+		d["member"] = map[string]any{"user": in.User, "roles": s.rolesLocked(in.User.ID)}
 	} else {
 		d["user"] = in.User
 	}
@@ -686,6 +696,9 @@ func (s *Server) messageJSONLocked(m *Message) map[string]any {
 	}
 	if m.GuildID != "" {
 		d["guild_id"] = m.GuildID
+		if m.WebhookID == "" {
+			d["member"] = map[string]any{"roles": s.rolesLocked(m.Author.ID)}
+		}
 	}
 	if m.WebhookID != "" {
 		d["webhook_id"] = m.WebhookID
@@ -697,6 +710,13 @@ func (s *Server) messageJSONLocked(m *Message) map[string]any {
 		}
 	}
 	return d
+}
+
+func (s *Server) rolesLocked(user string) []string {
+	if r := s.roles[user]; r != nil {
+		return r
+	}
+	return []string{}
 }
 
 // rateBucket is a fixed window of calls.
