@@ -41,6 +41,7 @@ type fakeLLM struct {
 type llmRequest struct {
 	Model    string
 	Messages []llmMessage
+	Images   []string // the URLs of the image parts, in order
 }
 
 type llmMessage struct{ Role, Content string }
@@ -50,6 +51,7 @@ type llmReply struct {
 	First  time.Duration // before the first chunk
 	Every  time.Duration // between chunks
 	Status int           // an HTTP error instead
+	Pings  bool          // an SSE comment (": PING") before each chunk, as slow models send
 }
 
 func newFakeLLM(t *testing.T) *fakeLLM {
@@ -81,10 +83,16 @@ func (f *fakeLLM) serveCompletion(w http.ResponseWriter, r *http.Request) {
 	for _, m := range req.Messages {
 		var text string
 		if json.Unmarshal(m.Content, &text) != nil {
-			var parts []struct{ Type, Text string }
+			var parts []struct {
+				Type, Text string
+				ImageURL   struct{ URL string } `json:"image_url"`
+			}
 			_ = json.Unmarshal(m.Content, &parts)
 			for _, p := range parts {
 				text += p.Text
+				if p.Type == "image_url" {
+					rec.Images = append(rec.Images, p.ImageURL.URL)
+				}
 			}
 		}
 		rec.Messages = append(rec.Messages, llmMessage{Role: m.Role, Content: text})
@@ -129,6 +137,9 @@ func (f *fakeLLM) serveCompletion(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
+		if reply.Pings {
+			fmt.Fprint(w, ": PING\n\n")
+		}
 		send(map[string]any{"content": c}, nil)
 	}
 	send(map[string]any{}, "stop")
@@ -156,6 +167,8 @@ type e2e struct {
 	streaming string
 	secret    string // HTTP mode when set
 	logs      *logBuffer
+	// configure, when set, changes the engine's configuration.
+	configure func(*bots.Config)
 
 	adapter *Adapter
 	stop    func()
@@ -197,7 +210,11 @@ func (h *e2e) start() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	engine := bots.New(bots.Config{DefaultModel: "gpt-test", Logger: log}, store, client)
+	ecfg := bots.Config{DefaultModel: "gpt-test", Logger: log}
+	if h.configure != nil {
+		h.configure(&ecfg)
+	}
+	engine := bots.New(ecfg, store, client)
 	cfg := h.slack.Config()
 	opts := Options{
 		BotToken: cfg.BotToken, APIURL: h.slack.APIURL, Streaming: h.streaming,
