@@ -88,10 +88,12 @@ func (e *Engine) answer(j *job) {
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
+	// Usage first: once the answer is stored as done, the next question
+	// of this person sees its tokens counted.
+	e.recordUsage(sctx, j, model, asst)
 	if err := e.store.UpdateMessage(sctx, asst); err != nil {
 		log.Error("store answer", "err", err)
 	}
-	e.recordUsage(sctx, j, model, asst)
 	outcome := string(asst.Status)
 	if ctx.Err() != nil && cause != nil {
 		outcome = "stopped"

@@ -89,7 +89,7 @@ func (e *Engine) adopt(j *job, m conversation.Message) *job {
 	}
 	dest := Destination{Workspace: in.Workspace, Channel: in.Channel, Thread: in.Thread, ReplyTo: in.MessageID, User: in.Author, DM: in.DM}
 	ctx, cancel := context.WithCancelCause(j.ctx)
-	a := &job{p: j.p, in: in, conv: j.conv, user: m, dest: dest, ctx: ctx, cancel: cancel, queued: m.CreatedAt}
+	a := &job{p: j.p, in: in, conv: j.conv, user: m, dest: dest, ctx: ctx, cancel: cancel, queued: m.CreatedAt, started: make(chan struct{})}
 	a.reply = newReply(e, j.p, dest)
 	a.reply.onGone = func() { cancel(errReplyGone) }
 	return a

@@ -11,7 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -95,7 +97,9 @@ type Engine struct {
 	closing bool // Run's context ended: no new messages
 	wg      sync.WaitGroup
 	queues  map[int64]*queue
-	active  map[string]*job // by "platform/workspace/message id": questions and replies
+	// recovered are the platforms Recover ran for; Run repeats it.
+	recovered map[string]Platform
+	active    map[string]*job // by "platform/workspace/message id": questions and replies
 }
 
 // New returns an Engine.
@@ -136,13 +140,14 @@ func New(cfg Config, store conversation.Store, client *llm.Client) *Engine {
 	}
 	e := &Engine{
 		cfg: cfg, store: store, llm: client, log: cfg.Logger, obs: cfg.Observer,
-		sched:   newScheduler(cfg.Now),
-		sem:     make(chan struct{}, cfg.MaxConcurrent),
-		users:   &userLimiter{rate: cfg.UserRate, buckets: make(map[string]*bucket)},
-		stop:    make(map[string]bool),
-		started: make(chan struct{}),
-		queues:  make(map[int64]*queue),
-		active:  make(map[string]*job),
+		sched:     newScheduler(cfg.Now),
+		sem:       make(chan struct{}, cfg.MaxConcurrent),
+		users:     &userLimiter{rate: cfg.UserRate, buckets: make(map[string]*bucket)},
+		stop:      make(map[string]bool),
+		started:   make(chan struct{}),
+		queues:    make(map[int64]*queue),
+		recovered: make(map[string]Platform),
+		active:    make(map[string]*job),
 	}
 	for _, s := range cfg.StopEmoji {
 		e.stop[strings.Trim(s, ": ")] = true
@@ -160,10 +165,24 @@ func (e *Engine) Run(ctx context.Context) error {
 	close(e.started)
 	sweep := time.NewTicker(10 * time.Minute)
 	defer sweep.Stop()
+	recovery := time.NewTicker(recoverEvery)
+	defer recovery.Stop()
 	for {
 		select {
 		case <-sweep.C:
 			e.sched.sweep(10 * time.Minute)
+			continue
+		case <-recovery.C:
+			// Another replica may have died mid-answer: once its claims
+			// lapse, its stranded answers are corrected here.
+			e.mu.Lock()
+			ps := slices.Collect(maps.Values(e.recovered))
+			e.mu.Unlock()
+			for _, p := range ps {
+				if err := e.Recover(runCtx, p); err != nil {
+					e.log.Warn("recover interrupted answers", "platform", p.Name(), "err", err)
+				}
+			}
 			continue
 		case <-ctx.Done():
 		}
@@ -228,8 +247,13 @@ type job struct {
 	// restart can find the message to correct.
 	answerID int64
 	firstID  string
-	queued   time.Time // when it was accepted
+	queued   time.Time     // when it was accepted
+	started  chan struct{} // closed when its turn comes
 }
+
+// queuedNoticeAfter is how long a message waits behind another of its
+// conversation before it shows that it is queued.
+const queuedNoticeAfter = 750 * time.Millisecond
 
 // queue holds one conversation's messages waiting for their answer: they
 // are answered one after another, in arrival order.
@@ -317,7 +341,7 @@ func (e *Engine) Handle(ctx context.Context, p Platform, in Incoming) error {
 		return nil
 	}
 	jctx, cancel := context.WithCancelCause(runCtx)
-	j := &job{p: p, in: in, conv: conv, user: user, dest: dest, ctx: jctx, cancel: cancel, queued: time.Now()}
+	j := &job{p: p, in: in, conv: conv, user: user, dest: dest, ctx: jctx, cancel: cancel, queued: time.Now(), started: make(chan struct{})}
 	j.reply = newReply(e, p, dest)
 	j.reply.onGone = func() { j.cancel(errReplyGone) }
 	j.reply.posted = func(id string, first bool) {
@@ -405,9 +429,21 @@ func (e *Engine) enqueue(j *job) bool {
 	}
 	q.jobs = append(q.jobs, j)
 	if q.running {
-		// Show at once that it waits for the answers before it.
-		j.reply.setPlaceholder("⏳ _Queued: answering the earlier message first…_")
-		e.startFlush(j)
+		// Show that it waits for the answer before it, unless that one is
+		// just finishing.
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			t := time.NewTimer(queuedNoticeAfter)
+			defer t.Stop()
+			select {
+			case <-t.C:
+				j.reply.setPlaceholder("⏳ _Queued: answering the earlier message first…_")
+				e.startFlush(j)
+			case <-j.started:
+			case <-j.ctx.Done():
+			}
+		}()
 		return true
 	}
 	q.running = true
@@ -481,6 +517,7 @@ func (e *Engine) startFlush(j *job) {
 
 // run answers one job, holding one of the MaxConcurrent slots.
 func (e *Engine) run(j *job) {
+	close(j.started)
 	defer e.forget(j)
 	defer j.cancel(nil)
 	select {

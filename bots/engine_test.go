@@ -190,7 +190,11 @@ func TestConversationRules(t *testing.T) {
 			}
 			h.waitStored(t, conversation.Key{Platform: "fake", Workspace: "W9", Channel: "D9"}, 1)
 			if tt.answers {
-				h.waitMessages(t, "the answer", func(ms []botstest.Message) bool { return len(ms) == want+1 })
+				key := conversation.Key{Platform: "fake", Workspace: tt.in.Workspace, Channel: tt.in.Channel, Thread: tt.in.Thread}
+				if tt.in.DM {
+					key.Thread = ""
+				}
+				h.waitStored(t, key, want)
 			}
 			if got := len(h.llm.Requests()); got != want+1 {
 				t.Errorf("the model was asked %d times, want %d", got, want+1)

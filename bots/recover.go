@@ -3,9 +3,13 @@ package bots
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/parleyhq/parley/conversation"
 )
+
+// recoverEvery is how often Run looks for answers a dead replica left.
+const recoverEvery = 2 * time.Minute
 
 // interruptedNotice ends a reply that a restart cut.
 const interruptedNotice = "⚠️ _Interrupted: Parley restarted before this answer was finished. Ask again to get the whole answer._"
@@ -13,11 +17,13 @@ const interruptedNotice = "⚠️ _Interrupted: Parley restarted before this ans
 // Recover finds p's answers left streaming by a crash or a kill, marks them
 // partial and corrects their messages to say so: the message is edited
 // where its text is known, else a notice is posted in its thread.
-// Call it once per platform at start, before new messages are handled.
-//
-// With several replicas on one database, only one may run it: a replica's
-// live streams look the same as a dead one's.
+// Call it once per platform at start; Run then repeats it every few
+// minutes, for the answers of replicas that died. Answers of conversations
+// under a live claim (a replica answering them now) are left alone.
 func (e *Engine) Recover(ctx context.Context, p Platform) error {
+	e.mu.Lock()
+	e.recovered[p.Name()] = p
+	e.mu.Unlock()
 	stranded, err := e.store.Stranded(ctx, p.Name())
 	if err != nil {
 		return fmt.Errorf("bots: find interrupted answers: %w", err)
