@@ -30,6 +30,7 @@ import (
 type chatRequest struct {
 	Model    string
 	Messages []chatMessage
+	Images   map[int][]string // image parts' URLs, by message index
 }
 
 type chatMessage struct {
@@ -61,6 +62,12 @@ func (s *sse) chunk(delta map[string]any, finish any) {
 }
 
 func (s *sse) send(text string) { s.chunk(map[string]any{"content": text}, nil) }
+
+// comment writes an SSE comment, as gateways keep a long stream alive.
+func (s *sse) comment(text string) {
+	fmt.Fprintf(s.w, ": %s\n\n", text)
+	s.w.(http.Flusher).Flush()
+}
 
 func (s *sse) done() {
 	s.chunk(map[string]any{}, "stop")
@@ -102,15 +109,24 @@ func newFakeLLM(t *testing.T) *fakeLLM {
 			return
 		}
 		req := chatRequest{Model: body.Model}
-		for _, m := range body.Messages {
+		for i, m := range body.Messages {
 			var text string
 			if json.Unmarshal(m.Content, &text) != nil {
 				var parts []struct {
-					Text string `json:"text"`
+					Text     string `json:"text"`
+					ImageURL struct {
+						URL string `json:"url"`
+					} `json:"image_url"`
 				}
 				json.Unmarshal(m.Content, &parts)
 				for _, p := range parts {
 					text += p.Text
+					if p.ImageURL.URL != "" {
+						if req.Images == nil {
+							req.Images = make(map[int][]string)
+						}
+						req.Images[i] = append(req.Images[i], p.ImageURL.URL)
+					}
 				}
 			}
 			req.Messages = append(req.Messages, chatMessage{Role: m.Role, Content: text})
@@ -161,6 +177,13 @@ func (s *watchedStore) UpdateMessage(ctx context.Context, m conversation.Message
 // message id: a reply to it finds its conversation from then on.
 func (s *watchedStore) awaitAnswerStored(t *testing.T, workspace, id string) {
 	t.Helper()
+	s.awaitStored(t, workspace, id, func(m conversation.Message) bool { return m.Role == conversation.RoleAssistant })
+}
+
+// awaitStored waits until the message posted as id is stored and
+// satisfies cond, and returns it.
+func (s *watchedStore) awaitStored(t *testing.T, workspace, id string, cond func(conversation.Message) bool) conversation.Message {
+	t.Helper()
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
 	for {
@@ -168,13 +191,13 @@ func (s *watchedStore) awaitAnswerStored(t *testing.T, workspace, id string) {
 		ch := s.changed
 		s.mu.Unlock()
 		_, m, err := s.MessageByPlatformID(t.Context(), "discord", workspace, id)
-		if err == nil && m.Role == conversation.RoleAssistant {
-			return
+		if err == nil && cond(m) {
+			return m
 		}
 		select {
 		case <-ch:
 		case <-deadline.C:
-			t.Fatalf("answer %s not stored", id)
+			t.Fatalf("message %s not stored as expected", id)
 		}
 	}
 }
@@ -192,6 +215,13 @@ type world struct {
 
 func newWorld(t *testing.T, fopts discordtest.Options, opts Options, tweaks ...func(*Adapter)) *world {
 	t.Helper()
+	return newWorldConfig(t, fopts, opts, nil, tweaks...)
+}
+
+// newWorldConfig is newWorld with the engine's configuration changed by
+// config.
+func newWorldConfig(t *testing.T, fopts discordtest.Options, opts Options, config func(*bots.Config), tweaks ...func(*Adapter)) *world {
+	t.Helper()
 	fake := discordtest.New(t, fopts)
 	fl := newFakeLLM(t)
 	quiet := slog.New(slog.DiscardHandler)
@@ -204,7 +234,11 @@ func newWorld(t *testing.T, fopts discordtest.Options, opts Options, tweaks ...f
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng := bots.New(bots.Config{DefaultModel: "gpt-a", Logger: testLogger(t)}, store, client)
+	cfg := bots.Config{DefaultModel: "gpt-a", Logger: testLogger(t)}
+	if config != nil {
+		config(&cfg)
+	}
+	eng := bots.New(cfg, store, client)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- eng.Run(ctx) }()
