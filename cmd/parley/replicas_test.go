@@ -1,0 +1,254 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/parleyhq/parley/adapters/slack/slacktest"
+	"github.com/parleyhq/parley/llm/llmtest"
+)
+
+// replica is one parley process of TestTwoReplicas.
+type replica struct {
+	name string
+	cmd  *exec.Cmd
+	addr string
+	mu   sync.Mutex
+	logs bytes.Buffer
+}
+
+func (r *replica) log() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.logs.String()
+}
+
+// startReplica runs parley (this test binary as main) with env, and waits
+// until it serves HTTP.
+func startReplica(t *testing.T, name string, env []string) *replica {
+	t.Helper()
+	r := &replica{name: name}
+	r.cmd = exec.Command(os.Args[0], "-test.run=^$")
+	r.cmd.Dir = t.TempDir()
+	r.cmd.Env = append([]string{"PARLEY_TEST_MAIN=1", "PARLEY_TEST_ARGS=", "PATH=" + os.Getenv("PATH")}, env...)
+	stderr, err := r.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	addr := make(chan string, 1)
+	running := regexp.MustCompile(`parley is running.*http=(\S+)`)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			r.mu.Lock()
+			r.logs.WriteString(sc.Text() + "\n")
+			r.mu.Unlock()
+			if m := running.FindStringSubmatch(sc.Text()); m != nil {
+				addr <- m[1]
+			}
+		}
+	}()
+	select {
+	case a := <-addr:
+		r.addr = "http://" + a
+	case <-time.After(20 * time.Second):
+		r.cmd.Process.Kill()
+		t.Fatalf("%s did not start:\n%s", name, r.log())
+	}
+	t.Cleanup(func() {
+		if r.cmd.ProcessState == nil {
+			r.cmd.Process.Kill()
+			r.cmd.Wait()
+		}
+		if t.Failed() {
+			t.Logf("%s logs:\n%s", name, r.log())
+		}
+	})
+	return r
+}
+
+// deliver posts a signed Slack event to r, as Slack does, and reports
+// whether r acknowledged it.
+func (r *replica) deliver(body []byte, secret string) bool {
+	req, _ := http.NewRequest(http.MethodPost, r.addr+"/slack/events", bytes.NewReader(body))
+	for k, v := range slacktest.Sign(secret, time.Now(), body) {
+		req.Header[k] = v
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// TestTwoReplicas runs two parley processes on one PostgreSQL database,
+// behind one fake Slack that delivers events over HTTP to either of them,
+// retrying each on the other as Slack retries. One process is killed
+// midway; every question must be answered exactly once, in order per
+// conversation.
+func TestTwoReplicas(t *testing.T) {
+	pgURL := os.Getenv("PARLEY_TEST_POSTGRES_URL")
+	if pgURL == "" {
+		t.Skip("set PARLEY_TEST_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable) to run the two-replica test")
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, pgURL)
+	if err != nil {
+		t.Fatalf("connect to PostgreSQL: %v", err)
+	}
+	schema := fmt.Sprintf("replicas_%d", time.Now().UnixNano())
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+		conn.Close(context.Background())
+	})
+	sep := "?"
+	if strings.Contains(pgURL, "?") {
+		sep = "&"
+	}
+	dbURL := pgURL + sep + "search_path=" + schema
+
+	fake := slacktest.New(t, slacktest.Config{})
+	model := llmtest.NewServer()
+	defer model.Close()
+	model.Answer = func(r llmtest.Request) llmtest.Reply {
+		q := r.Messages[len(r.Messages)-1].Text()
+		return llmtest.Reply{Chunks: llmtest.Words("answer to "+q, 1), Every: 30 * time.Millisecond}
+	}
+	const secret = "signing-secret-for-replicas"
+	env := []string{
+		"SLACK_BOT_TOKEN=" + fake.Config().BotToken,
+		"SLACK_SIGNING_SECRET=" + secret,
+		"SLACK_API_URL=" + fake.APIURL,
+		"SLACK_STREAMING=update",
+		"LLM_BASE_URL=" + model.BaseURL(),
+		"LLM_API_KEY=" + secretKey,
+		"LLM_MODEL=fake-small",
+		"DATABASE_URL=" + dbURL,
+		"HTTP_ADDR=127.0.0.1:0",
+	}
+	a := startReplica(t, "replica-a", env)
+	b := startReplica(t, "replica-b", env)
+
+	const convs, rounds = 3, 4
+	roots := make([]string, convs)
+	sent := 0
+	for round := range rounds {
+		if round == 2 {
+			// Kill A midway, once it is not writing an answer.
+			waitAnswers(t, fake, roots, round)
+			a.cmd.Process.Kill()
+			a.cmd.Wait()
+		}
+		for c := range convs {
+			text := fmt.Sprintf("c%d-r%d", c, round)
+			event := map[string]any{"type": "message", "channel": "C1", "user": "U1", "team": "T0TEAM", "channel_type": "channel"}
+			if round == 0 {
+				event["type"] = "app_mention"
+				delete(event, "channel_type")
+				text = "<@U0BOT> " + text
+				roots[c] = fake.AddMessage("C1", "", "U1", text)
+				event["ts"] = roots[c]
+			} else {
+				event["ts"] = fake.AddMessage("C1", roots[c], "U1", text)
+				event["thread_ts"] = roots[c]
+			}
+			event["text"] = text
+			event["event_ts"] = event["ts"]
+			sent++
+			body := fake.EventBody(fmt.Sprintf("Ev%03d", sent), event)
+			first, second := a, b
+			if (round+c)%2 == 1 || round >= 2 {
+				first, second = b, a
+			}
+			// Slack delivers to one connection, and retries on another
+			// when it gets no acknowledgement; here every event is also
+			// retried once on the other replica, as a retry after a lost
+			// acknowledgement would be.
+			ok1 := first.deliver(body, secret)
+			ok2 := second.deliver(body, secret)
+			if !ok1 && !ok2 {
+				t.Fatalf("no replica acknowledged %s", text)
+			}
+		}
+	}
+	got := waitAnswers(t, fake, roots, rounds)
+	for c, answers := range got {
+		var want []string
+		for round := range rounds {
+			want = append(want, fmt.Sprintf("answer to c%d-r%d", c, round))
+		}
+		if strings.Join(answers, "|") != strings.Join(want, "|") {
+			t.Errorf("conversation %d answered %q, want %q", c, answers, want)
+		}
+	}
+	t.Logf("sent %d questions (each delivered twice), answered %d, one replica killed after round 2", sent, sent)
+
+	b.cmd.Process.Signal(os.Interrupt)
+	if err := b.cmd.Wait(); err != nil {
+		t.Errorf("replica-b stopped with %v", err)
+	}
+	for _, r := range []*replica{a, b} {
+		if strings.Contains(r.log(), secretKey) || strings.Contains(r.log(), secret) {
+			t.Errorf("%s logged a secret", r.name)
+		}
+	}
+}
+
+// waitAnswers waits until each conversation's thread holds n bot answers
+// whose text is final, and returns them in thread order.
+func waitAnswers(t *testing.T, fake *slacktest.Server, roots []string, n int) [][]string {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var all [][]string
+		done := true
+		for _, root := range roots {
+			var answers []string
+			for _, m := range fake.BotMessages("C1", root) {
+				answers = append(answers, m.Text)
+			}
+			all = append(all, answers)
+			complete := 0
+			for _, a := range answers {
+				if regexp.MustCompile(`^answer to c\d-r\d$`).MatchString(a) {
+					complete++
+				}
+			}
+			if complete < n || len(answers) < n {
+				done = false
+			}
+		}
+		if done {
+			return all
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %d answers per conversation; have %q", n, all)
+		}
+		select {
+		case <-fake.Changed():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
