@@ -17,7 +17,7 @@ import (
 // answered here first, from what the store holds of them. orderWait is
 // Config.OrderWait.
 const (
-	claimTTL   = 30 * time.Second
+	claimTTL   = 15 * time.Second
 	claimRetry = 100 * time.Millisecond
 )
 
@@ -26,7 +26,14 @@ const (
 // On success the caller holds the claim and must release it.
 func (e *Engine) claim(j *job) ([]conversation.Message, error) {
 	var since time.Time
-	for {
+	for try := 0; ; try++ {
+		if try == 1 {
+			// Another replica is answering in this conversation: show
+			// that this question waits, and hold its place in the thread
+			// (a later question's notice must not come before it).
+			j.reply.setPlaceholder("⏳ _Queued: answering the earlier message first…_")
+			e.startFlush(j)
+		}
 		ok, err := e.store.ClaimConversation(j.ctx, j.conv.ID, e.cfg.Owner, claimTTL)
 		if err != nil {
 			return nil, err
