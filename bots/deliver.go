@@ -52,17 +52,22 @@ func (e *Engine) deliverOne(ctx context.Context, j *job, up Uploader, url string
 		return conversation.Attachment{}, err
 	}
 	defer f.Close()
-	// Uploads are posts: they wait for the channel's budget like one, and
-	// a 429 is waited out.
+	// Where a file is sent as a message (Discord), the upload draws on the
+	// channel's budget like a post; elsewhere (Slack's upload methods have
+	// a budget of their own) only on the bot's. A 429 is waited out.
+	buckets := j.reply.globalOnly
+	if j.reply.lim.SharedChannel {
+		buckets = j.reply.postBuckets
+	}
 	for attempt := 0; ; attempt++ {
-		if err := e.sched.acquire(ctx, prioFinal, j.reply.postBuckets...); err != nil {
+		if err := e.sched.acquire(ctx, prioFinal, buckets...); err != nil {
 			return conversation.Attachment{}, err
 		}
 		att, err := up.Upload(ctx, j.dest, File{Name: f.Name, MIME: f.MIME, Size: f.Size, Body: f.Reader()})
 		e.obs.Call(j.p.Name(), "upload", isRateLimit(err))
 		var rl *RateLimitError
 		if errors.As(err, &rl) && attempt < 5 {
-			e.sched.penalize(rl.RetryAfter, j.reply.postBuckets...)
+			e.sched.penalize(rl.RetryAfter, buckets...)
 			continue
 		}
 		if err != nil {

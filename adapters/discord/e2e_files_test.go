@@ -10,7 +10,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/parleyhq/parley/adapters/discord/discordtest"
 	"github.com/parleyhq/parley/bots"
@@ -71,14 +73,20 @@ func (w *world) withFile(t *testing.T, channel string) []discordtest.Message {
 
 func TestE2EVideoAnswerUploadedIntoThread(t *testing.T) {
 	t.Parallel()
-	video := randomBytes(3 << 20)
+	video := randomBytes(5 << 20)
 	srv := videoServer(t, map[string][]byte{"clip.mp4": video})
 	link := srv.URL + "/v/clip.mp4"
 	w := newWorldConfig(t, discordtest.Options{}, Options{}, withMedia(t))
-	w.llm.setAnswer(soraAnswer(link))
+	var lastByte atomic.Int64
+	w.llm.setAnswer(func(s *sse, req chatRequest) {
+		soraAnswer(link)(s, req)
+		lastByte.Store(time.Now().UnixNano())
+	})
 
 	q := w.fake.Post(w.ch, w.ann, w.bot+" a cat surfing at sunset", "")
 	got := w.withFile(t, q.ID)
+	// The figure the media issue asks for (go test -v -run VideoAnswer).
+	t.Logf("%d MiB video: last stream byte to the file in the thread: %s", len(video)>>20, time.Since(time.Unix(0, lastByte.Load())).Round(time.Millisecond))
 	if len(got) != 2 {
 		t.Fatalf("the thread holds %d bot messages, want the answer and the file: %+v", len(got), got)
 	}

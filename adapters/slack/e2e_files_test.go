@@ -31,7 +31,7 @@ func TestE2EVideoAnswerUploadedIntoThread(t *testing.T) {
 }
 
 func testVideoAnswer(t *testing.T, mode string) {
-	video := make([]byte, 3<<20)
+	video := make([]byte, 5<<20)
 	rand.NewChaCha8([32]byte{3}).Read(video)
 	cdn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/v/task_abc/video.mp4" {
@@ -62,6 +62,11 @@ func testVideoAnswer(t *testing.T, mode string) {
 		ups = h.slack.Uploads("C1", q.TS)
 		return len(ups) == 1
 	})
+	h.llm.mu.Lock()
+	lastByte := h.llm.lastByte
+	h.llm.mu.Unlock()
+	// The figure the media issue asks for (go test -v -run VideoAnswer).
+	t.Logf("%s: %d MiB video: last stream byte to the file in the thread: %s", mode, len(video)>>20, time.Since(lastByte).Round(time.Millisecond))
 	up := ups[0]
 	if up.Name != "video.mp4" || up.Received != int64(len(video)) || !bytes.Equal(up.Data, video) {
 		t.Errorf("the thread holds %s with %d bytes (equal: %v), want video.mp4 with the %d served", up.Name, up.Received, bytes.Equal(up.Data, video), len(video))

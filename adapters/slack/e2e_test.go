@@ -36,6 +36,7 @@ type fakeLLM struct {
 	mu       sync.Mutex
 	requests []llmRequest
 	replies  []llmReply // answered in order; then the default
+	lastByte time.Time  // when the newest stream ended
 }
 
 type llmRequest struct {
@@ -144,6 +145,12 @@ func (f *fakeLLM) serveCompletion(w http.ResponseWriter, r *http.Request) {
 	}
 	send(map[string]any{}, "stop")
 	fmt.Fprint(w, "data: [DONE]\n\n")
+	if flusher != nil {
+		flusher.Flush()
+	}
+	f.mu.Lock()
+	f.lastByte = time.Now()
+	f.mu.Unlock()
 }
 
 func (f *fakeLLM) script(replies ...llmReply) {
