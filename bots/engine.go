@@ -283,18 +283,19 @@ func (e *Engine) Handle(ctx context.Context, p Platform, in Incoming) error {
 	if strings.TrimSpace(in.Text) == "" && len(in.Attachments) == 0 {
 		return nil
 	}
-	if in.EventID != "" {
-		first, err := e.store.MarkEvent(ctx, p.Name(), in.Workspace, in.EventID, time.Hour)
-		if err != nil {
-			return fmt.Errorf("bots: mark event: %w", err)
-		}
-		if !first {
-			e.log.Debug("duplicate event ignored", "platform", p.Name(), "event", in.EventID)
-			return nil
-		}
+	// A platform may deliver one message twice: the same event again
+	// (Slack retries), or as two events (a Slack mention is both an
+	// app_mention and a message). Both are recognized through the store,
+	// so also across replicas, before anything is counted or run; the
+	// second only for messages the bot answers.
+	if first, err := e.firstTime(ctx, p, in.Workspace, in.EventID); err != nil || !first {
+		return err
 	}
 	conv, ok, err := e.route(ctx, p, in)
 	if err != nil || !ok {
+		return err
+	}
+	if first, err := e.firstTime(ctx, p, in.Workspace, messageEventID(in)); err != nil || !first {
 		return err
 	}
 	dest := Destination{
@@ -374,6 +375,31 @@ func (e *Engine) track() bool {
 	}
 	e.wg.Add(1)
 	return true
+}
+
+// firstTime records id as seen and reports whether it is new; an empty id
+// is always new.
+func (e *Engine) firstTime(ctx context.Context, p Platform, workspace, id string) (bool, error) {
+	if id == "" {
+		return true, nil
+	}
+	first, err := e.store.MarkEvent(ctx, p.Name(), workspace, id, time.Hour)
+	if err != nil {
+		return false, fmt.Errorf("bots: mark event: %w", err)
+	}
+	if !first {
+		e.log.Debug("duplicate event ignored", "platform", p.Name(), "event", id)
+	}
+	return first, nil
+}
+
+// messageEventID names a message for deduplication: its platform id,
+// within its channel.
+func messageEventID(in Incoming) string {
+	if in.MessageID == "" {
+		return ""
+	}
+	return "message/" + in.Channel + "/" + in.MessageID
 }
 
 // route applies the conversation rules: it returns the conversation a

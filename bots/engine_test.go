@@ -610,3 +610,29 @@ func TestShutdownCutsStreamsAfterGrace(t *testing.T) {
 		t.Error("Handle after shutdown accepted a message")
 	}
 }
+
+func TestMentionCommandDeliveredTwiceRunsOnce(t *testing.T) {
+	h := newHarness(t, botstest.Enforced{}, bots.Config{UserRate: bots.Rate{Every: time.Hour, Burst: 3}})
+	ctx := context.Background()
+	h.engine.Handle(ctx, h.p, mention("m1", "m1", "hi"))
+	h.waitStored(t, conversation.Key{Platform: "fake", Workspace: "W1", Channel: "C1", Thread: "m1"}, 1)
+	// A mention in the thread, as Slack sends it: an app_mention and a
+	// message event for one message.
+	in := bots.Incoming{Workspace: "W1", Channel: "C1", Thread: "m1", MessageID: "m2", Author: "U1", Mentioned: true, Text: "/model fake-large", EventID: "Ev-a"}
+	h.engine.Handle(ctx, h.p, in)
+	in.EventID = "Ev-b"
+	h.engine.Handle(ctx, h.p, in)
+	// The third of the person's three requests an hour is still free:
+	// the command counted once.
+	h.engine.Handle(ctx, h.p, bots.Incoming{Workspace: "W1", Channel: "C1", Thread: "m1", MessageID: "m3", Author: "U1", Text: "and now?"})
+	h.waitStored(t, conversation.Key{Platform: "fake", Workspace: "W1", Channel: "C1", Thread: "m1"}, 2)
+	var commands int
+	for _, m := range h.p.Messages() {
+		if strings.Contains(m.Text, "now answers with") {
+			commands++
+		}
+	}
+	if commands != 1 {
+		t.Errorf("the command ran %d times, want once", commands)
+	}
+}
