@@ -207,12 +207,13 @@ func (m *Main) platforms(cfg *config.Config, engine *bots.Engine, mux *http.Serv
 	}
 	if cfg.Discord.Enabled() {
 		a, err := discord.New(discord.Options{
-			Token:      cfg.Discord.BotToken.Reveal(),
-			APIURL:     cfg.Discord.APIURL,
-			GuildID:    cfg.Discord.GuildID,
-			ReplyMode:  cfg.Discord.ReplyMode,
-			ShardID:    cfg.Discord.ShardID,
-			ShardCount: cfg.Discord.ShardCount,
+			Token:          cfg.Discord.BotToken.Reveal(),
+			APIURL:         cfg.Discord.APIURL,
+			GuildID:        cfg.Discord.GuildID,
+			ReplyMode:      cfg.Discord.ReplyMode,
+			ShardID:        cfg.Discord.ShardID,
+			ShardCount:     cfg.Discord.ShardCount,
+			MaxUploadBytes: cfg.Discord.MaxUpload,
 		}, engine, log)
 		if err != nil {
 			return nil, err

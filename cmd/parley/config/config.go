@@ -48,6 +48,7 @@ type env struct {
 	DiscordReplyMode  string `env:"DISCORD_REPLY_MODE, default=thread"`
 	DiscordShardID    string `env:"DISCORD_SHARD_ID, default=0"`
 	DiscordShardCount string `env:"DISCORD_SHARD_COUNT, default=1"`
+	DiscordMaxUpload  string `env:"DISCORD_MAX_UPLOAD_BYTES, default=10485760"`
 
 	// DatabaseURL is a Secret: a PostgreSQL URL may hold a password.
 	DatabaseURL Secret `env:"DATABASE_URL, default=sqlite://parley.db"`
@@ -159,6 +160,9 @@ type Discord struct {
 	ReplyMode  string // DISCORD_REPLY_MODE: ReplyThread or ReplyReply
 	ShardID    int    // DISCORD_SHARD_ID
 	ShardCount int    // DISCORD_SHARD_COUNT
+	// MaxUpload is DISCORD_MAX_UPLOAD_BYTES: the server's upload limit
+	// (10 MiB, more with boosts).
+	MaxUpload int64
 }
 
 // Enabled reports whether Discord is configured.
