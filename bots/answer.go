@@ -204,7 +204,7 @@ func (e *Engine) history(ctx context.Context, j *job, model, system string, budg
 	if err != nil {
 		return nil, fmt.Errorf("load history: %w", err)
 	}
-	ordered := orderHistory(stored, j.user.ID)
+	ordered := historyFor(stored, j.user.ID)
 	msgs := make([]llm.Message, 0, len(ordered)+1)
 	if system != "" {
 		msgs = append(msgs, llm.Message{Role: llm.RoleSystem, Content: system})
@@ -249,42 +249,36 @@ func (e *Engine) history(ctx context.Context, j *job, model, system string, budg
 	return kept, nil
 }
 
-// orderHistory puts each answer right after the question it answers, drops
-// what the model should not see (failed or unfinished answers), and ends
-// with the question being answered: questions that came after it wait for
-// their own turn.
-func orderHistory(stored []conversation.Message, current int64) []conversation.Message {
-	answers := make(map[int64][]conversation.Message)
+// historyFor keeps what the model should see of a conversation for the
+// question current, which comes last. The store already places each answer
+// after the question it answers; this leaves out answers that failed or
+// are still being written, answers whose question is not in view, and the
+// questions that came after current: they wait for their own turn.
+func historyFor(stored []conversation.Message, current int64) []conversation.Message {
 	var out []conversation.Message
+	var question []conversation.Message
+	asked := make(map[int64]bool)
 	for _, m := range stored {
-		if m.Role == conversation.RoleAssistant {
+		switch {
+		case m.ID == current:
+			question = append(question, m)
+		case m.Role == conversation.RoleUser:
+			if m.ID < current {
+				asked[m.ID] = true
+				out = append(out, m)
+			}
+		case m.Role == conversation.RoleAssistant:
 			if m.Status == conversation.StatusFailed || m.Status == conversation.StatusStreaming || strings.TrimSpace(m.Text) == "" {
 				continue
 			}
-			if m.ReplyTo != 0 {
-				answers[m.ReplyTo] = append(answers[m.ReplyTo], m)
-				continue
+			if m.ReplyTo == 0 || asked[m.ReplyTo] {
+				out = append(out, m)
 			}
-		}
-		out = append(out, m)
-	}
-	var ordered []conversation.Message
-	for _, m := range out {
-		if m.Role == conversation.RoleUser && m.ID > current {
-			continue
-		}
-		if m.ID == current {
-			continue
-		}
-		ordered = append(ordered, m)
-		ordered = append(ordered, answers[m.ID]...)
-	}
-	for _, m := range stored {
-		if m.ID == current {
-			ordered = append(ordered, m)
+		default:
+			out = append(out, m)
 		}
 	}
-	return ordered
+	return append(out, question...)
 }
 
 // settings resolves the model and system prompt for j: thread, channel,

@@ -39,9 +39,7 @@ func (e *Engine) deliver(ctx context.Context, j *job, answer string) []conversat
 		if ctx.Err() != nil {
 			break
 		}
-		note := newReply(e, j.p, j.dest)
-		note.set("📎 _"+notAttached(u, err)+" The link above still works._", true)
-		note.flush(ctx)
+		e.say(ctx, j.p, j.dest, "📎 _"+notAttached(u, err)+" The link above still works._")
 	}
 	return delivered
 }

@@ -306,11 +306,7 @@ func (e *Engine) Handle(ctx context.Context, p Platform, in Incoming) error {
 		if refusal != "-" && e.track() {
 			go func() {
 				defer e.wg.Done()
-				r := newReply(e, p, dest)
-				r.set(refusal, true)
-				fctx, cancel := context.WithTimeout(runCtx, e.cfg.FinishTimeout)
-				defer cancel()
-				r.flush(fctx)
+				e.say(runCtx, p, dest, refusal)
 			}()
 		}
 		return nil
@@ -322,11 +318,7 @@ func (e *Engine) Handle(ctx context.Context, p Platform, in Incoming) error {
 		}
 		go func() {
 			defer e.wg.Done()
-			r := newReply(e, p, dest)
-			r.set(e.Command(runCtx, p, cmd).Text, true)
-			fctx, cancel := context.WithTimeout(runCtx, e.cfg.FinishTimeout)
-			defer cancel()
-			r.flush(fctx)
+			e.say(runCtx, p, dest, e.Command(runCtx, p, cmd).Text)
 		}()
 		return nil
 	}
@@ -363,6 +355,22 @@ func (e *Engine) Handle(ctx context.Context, p Platform, in Incoming) error {
 		return errors.New("bots: engine is shutting down")
 	}
 	return nil
+}
+
+// say posts text at dest as a reply of its own, paced and retried like
+// any other, and waits until it is shown (or FinishTimeout passes).
+func (e *Engine) say(ctx context.Context, p Platform, dest Destination, text string) {
+	e.show(ctx, newReply(e, p, dest), text)
+}
+
+// show sets r's whole text and waits, at most FinishTimeout, until it is
+// shown. It reports whether the target was gone.
+func (e *Engine) show(ctx context.Context, r *reply, text string) (gone bool) {
+	r.set(text, true)
+	fctx, cancel := context.WithTimeout(ctx, e.cfg.FinishTimeout)
+	defer cancel()
+	r.flush(fctx)
+	return r.goneErr() != nil
 }
 
 // track counts a new goroutine of the engine's, unless the engine is

@@ -248,10 +248,9 @@ func TestQueuedMessagesAnsweredInOrder(t *testing.T) {
 		return len(ms) == 2 && strings.Contains(ms[1].Text, "Queued")
 	})
 	close(hold)
-	ms := h.waitMessages(t, "both answers", func(ms []botstest.Message) bool {
+	h.waitMessages(t, "both answers", func(ms []botstest.Message) bool {
 		return len(ms) == 2 && ms[0].Text == "first answer" && ms[1].Text == "answer to two"
 	})
-	_ = ms
 	reqs := h.llm.Requests()
 	var got []string
 	for _, m := range reqs[1].Messages {

@@ -8,6 +8,14 @@ import (
 	"github.com/parleyhq/parley/conversation"
 )
 
+// correct replaces the text of an interrupted answer's message with its
+// known text and the notice. It reports whether the message was gone.
+func (e *Engine) correct(ctx context.Context, p Platform, dest Destination, m conversation.Message) (gone bool) {
+	r := newReply(e, p, dest)
+	r.parts[0].id = m.PlatformID
+	return e.show(ctx, r, withNotice(m.Text, interruptedNotice))
+}
+
 // recoverEvery is how often Run looks for answers a dead replica left.
 const recoverEvery = 2 * time.Minute
 
@@ -37,23 +45,12 @@ func (e *Engine) Recover(ctx context.Context, p Platform) error {
 		// The correction goes through a reply, so it is paced and retried
 		// like any other: the known text and the notice replace the
 		// message, or the notice alone is posted in the thread.
-		r := newReply(e, p, Destination{Workspace: s.Key.Workspace, Channel: s.Key.Channel, Thread: s.Key.Thread})
-		if m.PlatformID != "" && m.Text != "" {
-			r.parts[0].id = m.PlatformID
-			r.set(withNotice(m.Text, interruptedNotice), true)
-		} else {
-			r.set(interruptedNotice, true)
+		dest := Destination{Workspace: s.Key.Workspace, Channel: s.Key.Channel, Thread: s.Key.Thread}
+		if m.PlatformID == "" || m.Text == "" || e.correct(ctx, p, dest, m) {
+			// Nothing known was shown, or the message is gone (deleted,
+			// or replaced by the adapter): say it in the thread instead.
+			e.say(ctx, p, dest, interruptedNotice)
 		}
-		fctx, cancel := context.WithTimeout(ctx, e.cfg.FinishTimeout)
-		r.flush(fctx)
-		if r.goneErr() != nil {
-			// The message is gone (deleted, or replaced by the adapter):
-			// say it in the thread instead.
-			r = newReply(e, p, r.dest)
-			r.set(interruptedNotice, true)
-			r.flush(fctx)
-		}
-		cancel()
 		e.log.Info("interrupted answer corrected", "platform", p.Name(), "conversation", m.ConversationID)
 	}
 	return nil

@@ -9,6 +9,7 @@ package conversation
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -117,6 +118,18 @@ type Scope struct {
 	Platform  string
 	Workspace string
 	ID        string
+}
+
+// StoredID is the id a scope is stored under: ID, or "" for
+// ScopeWorkspace. It returns an error for an unknown kind.
+func (s Scope) StoredID() (string, error) {
+	switch s.Kind {
+	case ScopeThread, ScopeChannel, ScopeUser:
+		return s.ID, nil
+	case ScopeWorkspace:
+		return "", nil
+	}
+	return "", fmt.Errorf("unknown scope kind %q; want thread, channel, user or workspace", s.Kind)
 }
 
 // Setting names a per-scope setting.

@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/parleyhq/parley/conversation"
+	"github.com/parleyhq/parley/conversation/schema"
 )
 
 // Options configures a Store. The zero value is ready to use.
@@ -64,10 +65,10 @@ func open(ctx context.Context, url string, opts Options, fsys fs.FS) (*Store, er
 		pool.Close()
 		return nil, fmt.Errorf("postgres: cannot connect; check the database url and that the server is up: %w", err)
 	}
-	ms, err := loadMigrations(fsys)
+	ms, err := schema.Load(fsys)
 	if err != nil {
 		pool.Close()
-		return nil, err
+		return nil, fmt.Errorf("postgres: %w", err)
 	}
 	if err := migrate(ctx, pool, ms, s.timestamp()); err != nil {
 		pool.Close()

@@ -8,21 +8,9 @@ import (
 	"github.com/parleyhq/parley/conversation"
 )
 
-// scopeID returns the id a scope is stored under, or an error for a scope
-// the store does not know. ScopeWorkspace has no id.
-func scopeID(sc conversation.Scope) (string, error) {
-	switch sc.Kind {
-	case conversation.ScopeThread, conversation.ScopeChannel, conversation.ScopeUser:
-		return sc.ID, nil
-	case conversation.ScopeWorkspace:
-		return "", nil
-	}
-	return "", fmt.Errorf("unknown scope kind %q; want thread, channel, user or workspace", sc.Kind)
-}
-
 // SetSetting stores a setting for a scope; an empty value removes it.
 func (s *Store) SetSetting(ctx context.Context, scope conversation.Scope, name conversation.Setting, value string) error {
-	id, err := scopeID(scope)
+	id, err := scope.StoredID()
 	if err != nil {
 		return fmt.Errorf("postgres: set %s: %w", name, err)
 	}
@@ -55,7 +43,7 @@ func (s *Store) ResolveSetting(ctx context.Context, name conversation.Setting, s
 		args  = []any{name}
 	)
 	for i, sc := range scopes {
-		id, err := scopeID(sc)
+		id, err := sc.StoredID()
 		if err != nil {
 			return "", conversation.Scope{}, false, fmt.Errorf("postgres: resolve %s: %w", name, err)
 		}
@@ -85,7 +73,7 @@ func (s *Store) ResolveSetting(ctx context.Context, name conversation.Setting, s
 		return "", conversation.Scope{}, false, fmt.Errorf("postgres: resolve %s: %w", name, err)
 	}
 	for _, sc := range scopes {
-		id, _ := scopeID(sc)
+		id, _ := sc.StoredID()
 		stored := sc
 		stored.ID = id
 		if value, ok := found[stored]; ok {

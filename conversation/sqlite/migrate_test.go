@@ -12,40 +12,18 @@ import (
 	"time"
 
 	"github.com/parleyhq/parley/conversation"
+	"github.com/parleyhq/parley/conversation/schema"
 )
 
 func TestEmbeddedMigrations(t *testing.T) {
-	ms, err := loadMigrations(migrationFiles)
+	ms, err := schema.Load(migrationFiles)
 	if err != nil {
-		t.Fatalf("loadMigrations: %v", err)
+		t.Fatalf("schema.Load: %v", err)
 	}
 	for i, m := range ms {
-		if m.version != i+1 {
-			t.Errorf("migration %s: version %d, want %d", m.name, m.version, i+1)
+		if m.Version != i+1 {
+			t.Errorf("migration %s: version %d, want %d", m.Name, m.Version, i+1)
 		}
-	}
-}
-
-func TestLoadMigrationsRejectsBadNames(t *testing.T) {
-	tests := []struct {
-		name  string
-		files []string
-	}{
-		{"gap", []string{"0001_init.sql", "0003_more.sql"}},
-		{"not numbered", []string{"0001_init.sql", "init.sql"}},
-		{"short number", []string{"1_init.sql"}},
-		{"none", nil},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			fsys := fstest.MapFS{}
-			for _, f := range tc.files {
-				fsys["migrations/"+f] = &fstest.MapFile{Data: []byte("SELECT 1;")}
-			}
-			if _, err := loadMigrations(fsys); err == nil {
-				t.Errorf("loadMigrations(%q): got nil error, want one", tc.files)
-			}
-		})
 	}
 }
 
@@ -54,12 +32,12 @@ func TestLoadMigrationsRejectsBadNames(t *testing.T) {
 func withMigration(t *testing.T, name, sql string) (fs.FS, string) {
 	t.Helper()
 	fsys := fstest.MapFS{}
-	ms, err := loadMigrations(migrationFiles)
+	ms, err := schema.Load(migrationFiles)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, m := range ms {
-		fsys["migrations/"+m.name] = &fstest.MapFile{Data: []byte(m.sql)}
+		fsys["migrations/"+m.Name] = &fstest.MapFile{Data: []byte(m.SQL)}
 	}
 	file := fmt.Sprintf("%04d_%s", len(ms)+1, name)
 	fsys["migrations/"+file] = &fstest.MapFile{Data: []byte(sql)}
@@ -69,11 +47,11 @@ func withMigration(t *testing.T, name, sql string) (fs.FS, string) {
 // latestVersion returns the version of the newest embedded migration.
 func latestVersion(t *testing.T) int {
 	t.Helper()
-	ms, err := loadMigrations(migrationFiles)
+	ms, err := schema.Load(migrationFiles)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ms[len(ms)-1].version
+	return ms[len(ms)-1].Version
 }
 
 func schemaVersion(t *testing.T, path string) int {
@@ -175,13 +153,13 @@ func TestNewerSchemaRefused(t *testing.T) {
 // firstMigrations returns the embedded migrations up to version n.
 func firstMigrations(t *testing.T, n int) fs.FS {
 	t.Helper()
-	ms, err := loadMigrations(migrationFiles)
+	ms, err := schema.Load(migrationFiles)
 	if err != nil {
 		t.Fatal(err)
 	}
 	fsys := fstest.MapFS{}
 	for _, m := range ms[:n] {
-		fsys["migrations/"+m.name] = &fstest.MapFile{Data: []byte(m.sql)}
+		fsys["migrations/"+m.Name] = &fstest.MapFile{Data: []byte(m.SQL)}
 	}
 	return fsys
 }

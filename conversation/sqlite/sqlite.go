@@ -20,6 +20,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/parleyhq/parley/conversation"
+	"github.com/parleyhq/parley/conversation/schema"
 )
 
 // Options configures a Store. The zero value is ready to use.
@@ -100,10 +101,10 @@ func open(ctx context.Context, path string, opts Options, fsys fs.FS) (*Store, e
 		s.write = write
 	}
 
-	ms, err := loadMigrations(fsys)
+	ms, err := schema.Load(fsys)
 	if err != nil {
 		s.write.Close()
-		return nil, err
+		return nil, fmt.Errorf("sqlite: %w", err)
 	}
 	if err := migrate(ctx, s.write, ms, s.now()); err != nil {
 		s.write.Close()
