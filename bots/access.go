@@ -77,14 +77,14 @@ func (l *userLimiter) allow(key string, now time.Time) (bool, time.Duration) {
 	defer l.mu.Unlock()
 	b := l.buckets[key]
 	if b == nil {
-		b = newBucket(l.rate, false)
+		b = newBucket(l.rate, false, 1)
 		b.spacing = 0 // a person may send a burst
 		l.buckets[key] = b
 	}
-	if at := b.readyAt(now, prioFinal); at.After(now) {
+	if at := b.readyAt(now, prioFinal, 1, 0); at.After(now) {
 		return false, at.Sub(now)
 	}
-	b.take(now)
+	b.take(now, 1)
 	if len(l.buckets) > 10000 {
 		for k, v := range l.buckets {
 			if v.prune(now); len(v.times) == 0 {

@@ -326,21 +326,17 @@ const longWait = 20 * time.Second
 // a long answer until it ends. Where the platform refuses it, a
 // placeholder message shows progress instead.
 func (e *Engine) progress(j *job, done <-chan struct{}) {
-	every := j.p.Limits().ProgressEvery
+	every := j.reply.lim.ProgressEvery
 	start := time.Now()
 	for {
 		visible := j.reply.isVisible()
 		if !visible || time.Since(start) >= longWait {
-			prio := prioProgress
-			if visible {
-				prio = prioInterim // the text already shows progress
-			}
-			if err := e.sched.acquire(j.ctx, prio, j.reply.globalOnly...); err != nil {
-				return
-			}
-			err := j.p.Progress(j.ctx, j.dest, "is thinking…")
+			// Progress only uses budget that nothing a person reads
+			// wants: the thread and the first text go first.
+			err := j.reply.call(j.ctx, CallProgress, prioSpare, func() error {
+				return j.p.Progress(j.ctx, j.dest, "is thinking…")
+			})
 			var rl *RateLimitError
-			e.obs.Call(j.p.Name(), "progress", errors.As(err, &rl))
 			if err != nil && !errors.As(err, &rl) && j.ctx.Err() == nil {
 				if !visible {
 					j.reply.setPlaceholder("_Thinking…_")

@@ -50,22 +50,18 @@ func (e *Engine) deliverOne(ctx context.Context, j *job, up Uploader, url string
 		return conversation.Attachment{}, err
 	}
 	defer f.Close()
-	// Where a file is sent as a message (Discord), the upload draws on the
-	// channel's budget like a post; elsewhere (Slack's upload methods have
-	// a budget of their own) only on the bot's. A 429 is waited out.
-	buckets := j.reply.globalOnly
-	if j.reply.lim.SharedChannel {
-		buckets = j.reply.postBuckets
-	}
+	// Uploads draw on the budgets the platform declares for them (Discord:
+	// the channel's, like a post; Slack: the upload methods' own). A 429
+	// is waited out.
 	for attempt := 0; ; attempt++ {
-		if err := e.sched.acquire(ctx, prioFinal, buckets...); err != nil {
-			return conversation.Attachment{}, err
-		}
-		att, err := up.Upload(ctx, j.dest, File{Name: f.Name, MIME: f.MIME, Size: f.Size, Body: f.Reader()})
-		e.obs.Call(j.p.Name(), "upload", isRateLimit(err))
+		var att conversation.Attachment
+		err := j.reply.call(ctx, CallUpload, prioFinal, func() error {
+			var err error
+			att, err = up.Upload(ctx, j.dest, File{Name: f.Name, MIME: f.MIME, Size: f.Size, Body: f.Reader()})
+			return err
+		})
 		var rl *RateLimitError
 		if errors.As(err, &rl) && attempt < 5 {
-			e.sched.penalize(rl.RetryAfter, buckets...)
 			continue
 		}
 		if err != nil {
@@ -76,11 +72,6 @@ func (e *Engine) deliverOne(ctx context.Context, j *job, up Uploader, url string
 		}
 		return att, nil
 	}
-}
-
-func isRateLimit(err error) bool {
-	var rl *RateLimitError
-	return errors.As(err, &rl)
 }
 
 // notAttached says, in a few words, why a linked file is not attached.

@@ -394,7 +394,8 @@ func TestLongAnswerSplitsWithFences(t *testing.T) {
 func TestRateLimitedEditsStillDeliverFinalText(t *testing.T) {
 	// The platform enforces tighter limits than it declares: 429s come,
 	// are waited out, and the final text is still exact.
-	enforced := botstest.Enforced{MaxChars: 2000, ChannelEdit: botstest.Limit{N: 2, Per: 300 * time.Millisecond, Window: true}, SharedChannel: true}
+	tight := botstest.Rule{Name: "channel", Scope: botstest.PerThread, Limit: botstest.Limit{N: 2, Per: 300 * time.Millisecond, Window: true}}
+	enforced := botstest.Enforced{MaxChars: 2000, Rules: map[bots.Call][]botstest.Rule{bots.CallPost: {tight}, bots.CallEdit: {tight}}}
 	h := newHarness(t, enforced, bots.Config{})
 	h.p.SetDeclared(bots.Limits{MaxChars: 2000})
 	answer := strings.Repeat("tick tock ", 60)
@@ -531,9 +532,10 @@ func TestSpentEditBudgetContinuesInNewMessage(t *testing.T) {
 	// One edit per 30 s for the workspace: after the first post and one
 	// interim edit, the final edit would wait long; the rest of the answer
 	// goes into a new message (posts have their own budget) instead.
-	enforced := botstest.Enforced{MaxChars: 4000,
-		ChannelPost:   botstest.Limit{N: 1, Per: 200 * time.Millisecond, Burst: 1},
-		WorkspaceEdit: botstest.Limit{N: 1, Per: 30 * time.Second, Burst: 1}}
+	enforced := botstest.Enforced{MaxChars: 4000, Rules: map[bots.Call][]botstest.Rule{
+		bots.CallPost: {{Name: "post", Scope: botstest.PerChannel, Limit: botstest.Limit{N: 1, Per: 200 * time.Millisecond, Burst: 1}}},
+		bots.CallEdit: {{Name: "edit", Scope: botstest.PerWorkspace, Limit: botstest.Limit{N: 1, Per: 30 * time.Second, Burst: 1}}},
+	}}
 	h := newHarness(t, enforced, bots.Config{})
 	answer := strings.Repeat("many words stream here ", 40)
 	h.llm.Answer = func(llmtest.Request) llmtest.Reply {

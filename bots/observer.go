@@ -15,9 +15,16 @@ type Observer interface {
 	FirstToken(model string, d time.Duration)
 	// Answer is a finished answer's duration and token counts.
 	Answer(model string, d time.Duration, promptTokens, completionTokens int)
-	// Call counts a platform call: op is "post", "edit", "delete" or
-	// "progress"; limited is true for a 429.
+	// Call counts a platform call: op is a Call's name ("post", "edit",
+	// "delete", "progress", "upload", "start", "append", "stop"); limited
+	// is true for a 429.
 	Call(platform, op string, limited bool)
+	// Wait is how long a call of kind op waited for its budgets.
+	Wait(platform, op string, d time.Duration)
+	// Delivery counts how a reply was delivered: "native" (a native
+	// stream), "update" (a post and edits), and "continuation" when the
+	// rest of an answer went into a new message rather than wait.
+	Delivery(platform, kind string)
 	// Streams adds delta to the number of live streams.
 	Streams(delta int)
 	// QueueWait is how long a message waited for its turn.
@@ -32,5 +39,7 @@ func (nopObserver) Reply(string, string)                   {}
 func (nopObserver) FirstToken(string, time.Duration)       {}
 func (nopObserver) Answer(string, time.Duration, int, int) {}
 func (nopObserver) Call(string, string, bool)              {}
+func (nopObserver) Wait(string, string, time.Duration)     {}
+func (nopObserver) Delivery(string, string)                {}
 func (nopObserver) Streams(int)                            {}
 func (nopObserver) QueueWait(string, time.Duration)        {}

@@ -12,40 +12,44 @@ import (
 
 // part is one platform message of a reply.
 type part struct {
-	id        string // platform id, "" until posted
-	text      string // what it should show
-	sent      string // what it shows
-	sealed    bool   // its text will not change any more
-	finalSent bool   // the platform was told it is final
-	offset    int    // byte offset of its body in the answer
-	start     fence  // fence state at its start
+	id        string    // platform id, "" until posted
+	text      string    // what it should show
+	sent      string    // what it shows
+	sealed    bool      // its text will not change any more
+	finalSent bool      // nothing more to tell the platform
+	offset    int       // byte offset of its body in the answer
+	start     fence     // fence state at its start
+	max       int       // characters it may hold, fixed when it is posted
+	native    bool      // a native stream (else a post and edits)
+	open      bool      // the native stream is not stopped yet
+	promised  []*bucket // the stop's promised calls, while open
 }
 
-// reply shows one answer on a platform. It owns the answer's messages,
-// splits the text across them, and sends each change through the
-// scheduler: only the newest text is sent once a budget token is held, so
-// edits coalesce and never queue up stale text.
+// reply shows one answer on a platform. It owns the answer's messages: it
+// splits the text across them, chooses each message's delivery (a native
+// stream or a post and edits) and sends each change through the
+// scheduler. Only the newest text is sent once the budget lets a call go,
+// so edits coalesce and never queue up stale text.
 type reply struct {
-	p      Platform
-	lim    Limits
-	dest   Destination
-	sched  *scheduler
-	log    *slog.Logger
-	obs    Observer
-	posted func(id string, first bool) // called for each new message
-	onGone func()                      // called when the platform says the reply is gone
-
-	postBuckets []*bucket
-	editBuckets []*bucket
-	globalOnly  []*bucket
+	p        Platform
+	streamer Streamer // nil where the platform cannot stream natively
+	lim      Limits
+	dest     Destination
+	sched    *scheduler
+	log      *slog.Logger
+	obs      Observer
+	posted   func(id string, first bool) // called for each new message
+	onGone   func()                      // called when the platform says the reply is gone
 
 	mu          sync.Mutex
-	maxChars    int
 	text        string // the whole reply: answer, then any notice
 	done        bool
 	placeholder string // shown while there is no text yet
 	parts       []*part
 	visible     bool // some text of the answer is visible
+	noNative    bool // the platform refused a native stream: post
+	delivered   bool // the delivery was counted
+	continued   bool // a continuation was counted
 	changed     chan struct{}
 	gone        error // ErrGone from the platform: nothing more can be shown
 	flushing    bool
@@ -55,35 +59,48 @@ type reply struct {
 }
 
 func newReply(e *Engine, p Platform, dest Destination) *reply {
-	lim := p.Limits()
+	lim := p.Limits(dest)
+	if lim.MaxChars <= 0 {
+		lim.MaxChars = 4000
+	}
+	if lim.NativeMaxChars <= 0 {
+		lim.NativeMaxChars = lim.MaxChars
+	}
 	r := &reply{
 		p: p, lim: lim, dest: dest, sched: e.sched, log: e.log, obs: e.obs,
-		maxChars: lim.MaxChars,
 		parts:    []*part{{}},
 		changed:  make(chan struct{}, 1),
 		finished: make(chan struct{}),
 	}
+	r.streamer, _ = p.(Streamer)
+	if r.streamer == nil {
+		r.lim.Native = NativeNever
+	}
+	// The reply's end is a signal, not a deadline: it lives until cancelled.
 	r.doneCtx, r.markDone = context.WithCancel(context.Background())
-	if r.maxChars <= 0 {
-		r.maxChars = 4000
-	}
-	name := p.Name()
-	channel := name + "/" + dest.Workspace + "/" + dest.Channel
-	if lim.ThreadBuckets && dest.Thread != "" {
-		channel += "/" + dest.Thread
-	}
-	global := e.sched.bucket("global/"+name, lim.Global, true)
-	chEdit := e.sched.bucket("edit/"+channel, lim.ChannelEdit, false)
-	chPost := e.sched.bucket("post/"+channel, lim.ChannelPost, false)
-	ws := e.sched.bucket("ws/"+name+"/"+dest.Workspace, lim.WorkspaceEdit, true)
-	r.globalOnly = []*bucket{global}
-	r.editBuckets = []*bucket{chEdit, ws, global}
-	if lim.SharedChannel {
-		r.postBuckets = []*bucket{chEdit, global}
-	} else {
-		r.postBuckets = []*bucket{chPost, global}
-	}
 	return r
+}
+
+// draws returns the buckets a call of kind c draws on.
+func (r *reply) draws(c Call) []draw {
+	bs := r.lim.Budgets[c]
+	out := make([]draw, 0, len(bs))
+	for _, b := range bs {
+		if b.Rate.Every <= 0 {
+			continue
+		}
+		out = append(out, draw{b: r.sched.bucket(b), cost: max(b.Cost, 1), global: b.Name == "global"})
+	}
+	return out
+}
+
+// buckets returns the buckets of a call of kind c, for promises.
+func (r *reply) buckets(c Call) []*bucket {
+	var out []*bucket
+	for _, d := range r.draws(c) {
+		out = append(out, d.b)
+	}
+	return out
 }
 
 // signal wakes the flusher.
@@ -131,6 +148,15 @@ func (r *reply) firstOpenLocked() int {
 	return len(r.parts) - 1
 }
 
+// maxLocked is how many characters part p may hold: fixed once posted,
+// else what a posted message may hold.
+func (r *reply) maxLocked(p *part) int {
+	if p.max > 0 {
+		return p.max
+	}
+	return r.lim.MaxChars
+}
+
 // resplitLocked lays the text out again from part i on, keeping the ids of
 // the parts already posted.
 func (r *reply) resplitLocked(i int) {
@@ -146,7 +172,7 @@ func (r *reply) resplitLocked(i int) {
 		}
 		p := r.parts[j]
 		p.offset, p.start = off, st
-		pt, more, next := splitOne(st, rest, r.maxChars)
+		pt, more, next := splitOne(st, rest, r.maxLocked(p))
 		p.text = pt.Text
 		p.sealed = more != "" || r.done
 		if more == "" {
@@ -162,9 +188,10 @@ func (r *reply) resplitLocked(i int) {
 	}
 }
 
-// shown is what part i should show now: its text, or the placeholder.
-// While a part is still growing it shows whole words only: no half word
-// flickers, and the shown text always ends where a message may be cut.
+// shownLocked is what part i should show now: its text, or the
+// placeholder. While a part is still growing it shows whole words only: no
+// half word flickers, and the shown text always ends where a message may be
+// cut.
 func (r *reply) shownLocked(i int) string {
 	p := r.parts[i]
 	if p.text == "" && i == 0 && !r.done {
@@ -174,25 +201,21 @@ func (r *reply) shownLocked(i int) string {
 		if k := strings.LastIndexAny(p.text, " \n"); k >= len(p.start.reopen()) && k > 0 {
 			return p.text[:k+1]
 		}
+		if p.native {
+			return p.sent // a stream only grows by whole words
+		}
 	}
 	return p.text
 }
 
-// continueAfter is how long a final edit may wait for the edit budget
+// continueAfter is how long a message's final edit may wait for its budget
 // before the rest of the answer goes into a new message instead.
-const continueAfter = 1500 * time.Millisecond
-
-// canContinueLocked reports whether the last part's final edit may be
-// replaced by a new message: where posts draw on another budget than edits
-// (Slack: chat.postMessage per channel, chat.update per workspace) and no
-// final call is needed to close a message.
-func (r *reply) canContinueLocked(i int) bool {
-	return i == len(r.parts)-1 && !r.lim.SharedChannel && !r.lim.FinalEdit && r.lim.WorkspaceEdit.Every > 0
-}
+const continueAfter = time.Second
 
 // sealAtSentLocked ends part i with the text it already shows and lays the
 // rest of the answer out in new parts. It refuses when the shown text is
-// not a clean prefix of the answer (a placeholder, or inside a code block).
+// not a prefix of the answer (a placeholder). Inside a code block the part
+// keeps its open fence, and the next part reopens it.
 func (r *reply) sealAtSentLocked(i int) bool {
 	p := r.parts[i]
 	prefix := p.start.reopen()
@@ -201,23 +224,142 @@ func (r *reply) sealAtSentLocked(i int) bool {
 	}
 	body := p.sent[len(prefix):]
 	end := p.offset + len(body)
-	if body == "" || end > len(r.text) || r.text[p.offset:end] != body || scanFences(p.start, body).open {
+	if body == "" || end > len(r.text) || r.text[p.offset:end] != body {
 		return false
 	}
-	p.text, p.sealed, p.finalSent = p.sent, true, true
-	r.parts = append(r.parts, &part{offset: end})
+	p.text, p.sealed = p.sent, true
+	if !p.native || !p.open {
+		p.finalSent = true
+	}
+	next := &part{offset: end, start: scanFences(p.start, body)}
+	r.parts = append(r.parts[:i+1], next)
 	r.resplitLocked(i + 1)
 	return true
 }
 
+type opKind int
+
+const (
+	opPost   opKind = iota // a new message: a post, or a native stream's start
+	opEdit                 // a posted message's new text
+	opAppend               // a native stream's new text
+	opStop                 // a native stream's end
+)
+
+type op struct {
+	index int
+	kind  opKind
+	prio  priority
+}
+
+// nextOp finds the earliest part that needs a call.
+func (r *reply) nextOp() (op, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.gone != nil {
+		return op{}, false
+	}
+	for i, p := range r.parts {
+		shown := r.shownLocked(i)
+		switch {
+		case p.id == "" && shown != "":
+			prio := prioFirst
+			switch {
+			case p.sealed:
+				prio = prioFinal
+			case p.text == "":
+				prio = prioSpare // a placeholder: only from spare budget
+			}
+			return op{index: i, kind: opPost, prio: prio}, true
+		case p.id != "" && p.native && p.open && p.sealed:
+			return op{index: i, kind: opStop, prio: prioFinal}, true
+		case p.id != "" && p.native && p.open && shown != p.sent && strings.HasPrefix(shown, p.sent):
+			prio := prioInterim
+			if !r.visible {
+				prio = prioFirst
+			}
+			return op{index: i, kind: opAppend, prio: prio}, true
+		case p.id != "" && !p.native && shown != p.sent && shown != "":
+			prio := prioInterim
+			switch {
+			case p.sealed:
+				prio = prioFinal
+			case !r.visible:
+				prio = prioFirst
+			}
+			return op{index: i, kind: opEdit, prio: prio}, true
+		case p.id != "" && !p.native && p.sealed && !p.finalSent && r.lim.FinalEdit:
+			return op{index: i, kind: opEdit, prio: prioFinal}, true
+		case p.id != "" && p.sealed && !p.open && !p.finalSent:
+			p.finalSent = true // the text is final and shown; nothing to tell
+		}
+	}
+	return op{}, false
+}
+
+// errWoken ends a wait for an interim call when the answer is done: its
+// final text goes with a final's priority.
+var errWoken = errors.New("bots: answer done while waiting")
+
+// wait acquires g for a call of kind c. A wait below a final's priority
+// ends with errWoken when the answer is done.
+func (r *reply) wait(ctx context.Context, c Call, g grant) error {
+	actx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	if g.prio < prioFinal {
+		stop := context.AfterFunc(r.doneCtx, func() { cancel(errWoken) })
+		defer stop()
+	}
+	waited, err := r.sched.acquire(actx, g)
+	if waited > 0 {
+		r.obs.Wait(r.p.Name(), c.String(), waited)
+	}
+	if err != nil && ctx.Err() == nil && errors.Is(err, errWoken) {
+		return errWoken
+	}
+	return err
+}
+
+// observe counts a call and, for a 429, pauses the budgets it drew on: a
+// global 429 the bot-wide ones only, any other all but those.
+func (r *reply) observe(c Call, draws []draw, err error) {
+	var rl *RateLimitError
+	limited := errors.As(err, &rl)
+	r.obs.Call(r.p.Name(), c.String(), limited)
+	if !limited {
+		return
+	}
+	var pause []*bucket
+	for _, d := range draws {
+		if d.global == rl.Global || len(draws) == 1 {
+			pause = append(pause, d.b)
+		}
+	}
+	r.sched.penalize(rl.RetryAfter, pause...)
+	r.log.Debug("rate limited", "platform", r.p.Name(), "call", c.String(), "retry_after", rl.RetryAfter, "global", rl.Global)
+}
+
+// call makes one paced call of kind c outside a message's text (progress,
+// uploads, deletions): it waits for the budgets, calls f and counts it.
+func (r *reply) call(ctx context.Context, c Call, prio priority, f func() error) error {
+	ds := r.draws(c)
+	if err := r.wait(ctx, c, grant{prio: prio, draws: ds}); err != nil {
+		return err
+	}
+	err := f()
+	r.observe(c, ds, err)
+	return err
+}
+
 // flush runs until every part shows its final text, ctx ends or the
 // platform says the target is gone. It is the only goroutine that talks to
-// the platform for this reply.
+// the platform for this reply's text.
 func (r *reply) flush(ctx context.Context) {
 	defer close(r.finished)
+	defer r.releasePromises()
 	failures := 0
 	for {
-		op, ok := r.nextOp()
+		o, ok := r.nextOp()
 		if !ok {
 			r.mu.Lock()
 			finished := r.done || r.gone != nil
@@ -234,107 +376,40 @@ func (r *reply) flush(ctx context.Context) {
 				return
 			}
 		}
-		buckets := r.editBuckets
-		if op.post {
-			buckets = r.postBuckets
+		var err error
+		switch o.kind {
+		case opPost:
+			err = r.post(ctx, o)
+		case opEdit:
+			err = r.edit(ctx, o)
+		case opAppend, opStop:
+			err = r.stream(ctx, o)
 		}
-		if !op.post && op.prio == prioFinal {
-			// Under a spent edit budget, a new message shows the rest of
-			// the answer sooner than the final edit would.
-			r.mu.Lock()
-			can := r.canContinueLocked(op.index)
-			r.mu.Unlock()
-			if can && r.sched.estimate(prioFinal, r.editBuckets...) > continueAfter &&
-				r.sched.estimate(prioFirst, r.postBuckets...) == 0 {
-				r.mu.Lock()
-				sealed := r.sealAtSentLocked(op.index)
-				r.mu.Unlock()
-				if sealed {
-					continue
-				}
-			}
-		}
-		// A wait for an interim call ends when the answer is done, so that
-		// its final text is sent with a final's priority.
-		actx, cancel := context.WithCancel(ctx)
-		stop := func() bool { return false }
-		if op.prio < prioFinal {
-			stop = context.AfterFunc(r.doneCtx, cancel)
-		}
-		err := r.sched.acquire(actx, op.prio, buckets...)
-		stop()
-		cancel()
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
+		if err == nil || errors.Is(err, errWoken) {
+			failures = 0
 			continue
-		}
-		// Coalesce: send the newest text, read after the wait.
-		r.mu.Lock()
-		if op.index >= len(r.parts) {
-			r.mu.Unlock()
-			continue
-		}
-		p := r.parts[op.index]
-		text := r.shownLocked(op.index)
-		final := p.sealed
-		id := p.id
-		r.mu.Unlock()
-		if text == "" {
-			continue
-		}
-		posting := id == ""
-		if posting {
-			id, err = r.p.Post(ctx, r.dest, text)
-		} else {
-			err = r.p.Edit(ctx, r.dest, id, text, final)
 		}
 		var rl *RateLimitError
-		opName := "edit"
-		if posting {
-			opName = "post"
-		}
-		r.obs.Call(r.p.Name(), opName, errors.As(err, &rl))
-		if err == nil {
-			failures = 0
-			r.mu.Lock()
-			first := p.id == "" && op.index == 0
-			newID := p.id == ""
-			p.id, p.sent = id, text
-			// A message posted with its final text is final, except where
-			// the platform must be told so in an edit (a native stream).
-			if final && text == p.text && !(newID && r.lim.FinalEdit) {
-				p.finalSent = true
-			}
-			if text == p.text && p.text != "" {
-				r.visible = true
-			}
-			r.mu.Unlock()
-			if newID && r.posted != nil {
-				r.posted(id, first)
-			}
-			continue
-		}
 		switch {
+		case ctx.Err() != nil:
+			return
 		case errors.As(err, &rl):
-			if rl.Global {
-				r.sched.penalize(rl.RetryAfter, r.globalOnly...)
-			} else {
-				r.sched.penalize(rl.RetryAfter, buckets...)
-			}
-			r.log.Debug("rate limited", "platform", r.p.Name(), "retry_after", rl.RetryAfter)
+			// observe paused the budgets; the next turn waits them out.
 		case errors.Is(err, ErrTooLong):
 			r.mu.Lock()
-			n := utf8.RuneCountInString(text) * 4 / 5
-			if n < r.maxChars {
-				r.maxChars = max(n, 200)
+			p := r.parts[o.index]
+			if p.native && p.id != "" {
+				// A stream cannot shrink: it ends with what it shows.
+				if !r.sealAtSentLocked(o.index) {
+					p.sealed = true
+				}
 			} else {
-				r.maxChars = max(r.maxChars*4/5, 200)
+				n := utf8.RuneCountInString(r.shownLocked(o.index)) * 4 / 5
+				p.max = max(min(n, r.maxLocked(p)*4/5), 200)
+				r.resplitLocked(o.index)
 			}
-			r.resplitLocked(op.index)
 			r.mu.Unlock()
-			r.log.Debug("message too long, splitting smaller", "platform", r.p.Name(), "max_chars", r.maxChars)
+			r.log.Debug("message too long, splitting smaller", "platform", r.p.Name())
 		case errors.Is(err, ErrGone):
 			r.mu.Lock()
 			r.gone = err
@@ -343,11 +418,9 @@ func (r *reply) flush(ctx context.Context) {
 				r.onGone()
 			}
 			return
-		case ctx.Err() != nil:
-			return
 		default:
 			failures++
-			r.log.Warn("platform call failed", "platform", r.p.Name(), "post", op.post, "attempt", failures, "err", err)
+			r.log.Warn("platform call failed", "platform", r.p.Name(), "attempt", failures, "err", err)
 			if failures >= 8 {
 				return
 			}
@@ -363,44 +436,252 @@ func (r *reply) flush(ctx context.Context) {
 	}
 }
 
-type op struct {
-	index int
-	post  bool
-	prio  priority
-}
-
-// nextOp finds the earliest part that needs a call.
-func (r *reply) nextOp() (op, bool) {
+// post creates part o.index's message: a native stream where the platform
+// and the budgets allow it, else a post.
+func (r *reply) post(ctx context.Context, o op) error {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.gone != nil {
-		return op{}, false
-	}
-	for i, p := range r.parts {
-		shown := r.shownLocked(i)
-		switch {
-		case p.id == "" && shown != "":
-			prio := prioFirst
-			if p.sealed {
-				prio = prioFinal
-			}
-			return op{index: i, post: true, prio: prio}, true
-		case p.id != "" && shown != p.sent && shown != "":
-			prio := prioInterim
-			switch {
-			case p.sealed:
-				prio = prioFinal
-			case !r.visible:
-				prio = prioFirst
-			}
-			return op{index: i, prio: prio}, true
-		case p.id != "" && p.sealed && !p.finalSent && r.lim.FinalEdit:
-			return op{index: i, prio: prioFinal}, true
-		case p.id != "" && p.sealed && !p.finalSent:
-			p.finalSent = true // the text is final and shown; nothing to tell
+	p := r.parts[o.index]
+	native := r.lim.Native != NativeNever && !r.noNative && !p.sealed && p.text != ""
+	r.mu.Unlock()
+	if native {
+		started, err := r.startStream(ctx, o)
+		if started || err != nil {
+			return err
 		}
 	}
-	return op{}, false
+	ds := r.draws(CallPost)
+	if err := r.wait(ctx, CallPost, grant{prio: o.prio, draws: ds}); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	text := r.shownLocked(o.index)
+	r.mu.Unlock()
+	if text == "" {
+		return nil
+	}
+	id, err := r.p.Post(ctx, r.dest, text)
+	r.observe(CallPost, ds, err)
+	if err != nil {
+		return err
+	}
+	r.posted1(o.index, id, text, false, nil)
+	return nil
+}
+
+// startStream starts part o.index as a native stream, promising its stop.
+// In NativeAuto it does so only when the budgets can pay for both now, and
+// reports false otherwise: the part is posted instead.
+func (r *reply) startStream(ctx context.Context, o op) (bool, error) {
+	ds := r.draws(CallStart)
+	stop := r.buckets(CallStop)
+	g := grant{prio: o.prio, draws: ds, reserve: stop}
+	if r.lim.Native == NativeAuto {
+		if !r.sched.tryAcquire(g) {
+			return false, nil
+		}
+	} else if err := r.wait(ctx, CallStart, g); err != nil {
+		return false, err
+	}
+	r.mu.Lock()
+	p := r.parts[o.index]
+	// The part may now hold what a stream holds.
+	p.max = r.lim.NativeMaxChars
+	r.resplitLocked(o.index)
+	text := r.shownLocked(o.index)
+	r.mu.Unlock()
+	id, err := r.streamer.StartStream(ctx, r.dest, text)
+	r.observe(CallStart, ds, err)
+	if err != nil {
+		r.sched.unreserve(stop...)
+		r.mu.Lock()
+		p.max = 0
+		r.resplitLocked(o.index)
+		if errors.Is(err, ErrNoStream) {
+			r.noNative = true
+		}
+		r.mu.Unlock()
+		if errors.Is(err, ErrNoStream) {
+			r.log.Debug("native stream refused, posting", "platform", r.p.Name())
+			return false, nil
+		}
+		return false, err
+	}
+	r.posted1(o.index, id, text, true, stop)
+	return true, nil
+}
+
+// posted1 records that part i now exists on the platform as id, showing
+// text.
+func (r *reply) posted1(i int, id, text string, native bool, promised []*bucket) {
+	r.mu.Lock()
+	p := r.parts[i]
+	first := i == 0
+	p.id, p.sent, p.native, p.open, p.promised = id, text, native, native, promised
+	if p.max == 0 {
+		p.max = r.lim.MaxChars
+	}
+	if !native && p.sealed && text == p.text && !r.lim.FinalEdit {
+		p.finalSent = true
+	}
+	if p.text != "" {
+		r.visible = true // not a placeholder: the answer shows
+	}
+	count := !r.delivered && p.text != ""
+	r.delivered = r.delivered || count
+	r.mu.Unlock()
+	if count {
+		kind := "update"
+		if native {
+			kind = "native"
+		}
+		r.obs.Delivery(r.p.Name(), kind)
+	}
+	if r.posted != nil {
+		r.posted(id, first)
+	}
+}
+
+// edit brings a posted message up to its newest text. A final edit that
+// its budget cannot make within continueAfter, where a new message could
+// go sooner, becomes a continuation: the message keeps what it shows and
+// the rest of the answer goes into a new one.
+func (r *reply) edit(ctx context.Context, o op) error {
+	ds := r.draws(CallEdit)
+	if o.prio == prioFinal {
+		if wait := r.sched.estimate(prioFinal, ds...); wait > continueAfter &&
+			r.sched.estimate(prioFinal, r.draws(CallPost)...) < wait {
+			r.mu.Lock()
+			sealed := r.sealAtSentLocked(o.index)
+			count := sealed && !r.continued
+			r.continued = r.continued || sealed
+			r.mu.Unlock()
+			if count {
+				r.obs.Delivery(r.p.Name(), "continuation")
+			}
+			if sealed {
+				return nil
+			}
+		}
+	}
+	if err := r.wait(ctx, CallEdit, grant{prio: o.prio, draws: ds}); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	if o.index >= len(r.parts) {
+		r.mu.Unlock()
+		return nil
+	}
+	p := r.parts[o.index]
+	text := r.shownLocked(o.index)
+	final, id := p.sealed, p.id
+	r.mu.Unlock()
+	if text == "" {
+		return nil
+	}
+	err := r.p.Edit(ctx, r.dest, id, text, final)
+	r.observe(CallEdit, ds, err)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	p.sent = text
+	if final && text == p.text {
+		p.finalSent = true
+	}
+	if p.text != "" {
+		r.visible = true
+	}
+	r.mu.Unlock()
+	return nil
+}
+
+// stream appends to a native stream, or stops it with the rest of its
+// text. The stop spends the call promised when the stream started, so it
+// never waits behind other replies.
+func (r *reply) stream(ctx context.Context, o op) error {
+	c := CallAppend
+	if o.kind == opStop {
+		c = CallStop
+	}
+	ds := r.draws(c)
+	g := grant{prio: o.prio, draws: ds}
+	r.mu.Lock()
+	p := r.parts[o.index]
+	if c == CallStop {
+		g.release = p.promised
+	}
+	r.mu.Unlock()
+	if err := r.wait(ctx, c, g); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	if c == CallStop {
+		p.promised = nil
+	}
+	text := r.shownLocked(o.index)
+	if c == CallStop {
+		text = p.text
+	}
+	sent, id := p.sent, p.id
+	r.mu.Unlock()
+	if !strings.HasPrefix(text, sent) {
+		// Cannot happen: a part's text only grows. End it as it is.
+		text = sent
+	}
+	var err error
+	if c == CallStop {
+		err = r.streamer.StopStream(ctx, r.dest, id, text[len(sent):])
+	} else {
+		err = r.streamer.AppendStream(ctx, r.dest, id, text[len(sent):])
+	}
+	r.observe(c, ds, err)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case err == nil:
+		p.sent = text
+		if c == CallStop {
+			p.open, p.finalSent = false, true
+		}
+		if p.text != "" {
+			r.visible = true
+		}
+		return nil
+	case errors.Is(err, ErrStreamClosed):
+		// The stream ended on its own with what it shows: the rest of the
+		// answer goes into a new message.
+		p.open = false
+		r.releaseLocked(p)
+		if !r.sealAtSentLocked(o.index) {
+			p.text, p.sealed, p.finalSent = p.sent, true, true
+			r.parts = append(r.parts[:o.index+1], &part{offset: p.offset + len(p.sent) - len(p.start.reopen()), start: scanFences(p.start, strings.TrimPrefix(p.sent, p.start.reopen()))})
+			r.resplitLocked(o.index + 1)
+		}
+		return nil
+	case c == CallStop && p.promised == nil:
+		// A failed stop no longer holds its promise: the next try waits
+		// for the budget like any final.
+		return err
+	}
+	return err
+}
+
+// releaseLocked gives back the promise part p holds.
+func (r *reply) releaseLocked(p *part) {
+	if len(p.promised) > 0 {
+		r.sched.unreserve(p.promised...)
+		p.promised = nil
+	}
+}
+
+// releasePromises gives back the promises of streams the flusher will not
+// stop (it ended early).
+func (r *reply) releasePromises() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, p := range r.parts {
+		r.releaseLocked(p)
+	}
 }
 
 // ids returns the platform ids of the reply's messages, in order.

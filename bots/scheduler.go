@@ -2,67 +2,109 @@ package bots
 
 import (
 	"context"
-	"slices"
+	"math"
 	"sort"
 	"sync"
 	"time"
 )
 
-// priority orders waiters for the same budget: a final edit (the whole
-// answer, or a part that is done) goes before the first visible text of a
-// reply, which goes before a progress indicator, which goes before interim
-// edits.
+// priority orders waiters for the same budget: a final (the whole answer,
+// or a part that is done) goes before the first visible text of a reply,
+// which goes before interim edits, which go before progress indicators and
+// placeholders: those only use budget nothing else wants.
 type priority int
 
 const (
-	prioInterim priority = iota
-	prioProgress
+	prioSpare priority = iota
+	prioInterim
 	prioFirst
 	prioFinal
 )
 
-// bucket limits calls to at most limit in any window of time: a sliding
-// window log. A platform's own limiter may be a fixed window that starts at
-// any moment (Discord's buckets) or a token bucket (Slack's tiers); a
-// sliding window of the same size never exceeds either, so a steady stream
-// draws no 429, and it still allows the whole budget.
+// bucket is one budget as the engine paces it: a sliding window log or a
+// token bucket (see Rate). Both keep reservations: calls promised to a
+// reply for later (a native stream's stop), counted as spent until they
+// are made, so that the promised call never waits.
 type bucket struct {
-	window  time.Duration
-	limit   int
-	times   []time.Time // grants inside the window, oldest first
-	blocked time.Time   // empty until then: the platform's Retry-After
-	// reserve calls are kept for final edits and first texts: interim
-	// edits may not spend the last ones of a budget shared by many live
-	// streams, so an answer's end is shown at once.
-	reserve int
-	spacing time.Duration // least gap between interim grants
-	used    time.Time     // last grant
+	rate  Rate // as declared
+	share int  // the replicas the budget is divided between; at least 1
+	limit int  // calls at once: the burst, divided by share
+	every time.Duration
+
+	// Sliding window: grants inside the window, oldest first.
+	window time.Duration
+	times  []time.Time
+	// Token bucket: tokens left at last.
+	tokens float64
+	last   time.Time
+
+	reserved int           // calls promised and not made yet
+	spare    int           // calls kept for firsts and finals
+	spacing  time.Duration // least gap between interim grants (small windows)
+	used     time.Time     // last grant
+	blocked  time.Time     // nothing until then: the platform's Retry-After
 }
 
-// margin widens windows a little: a call granted now reaches the platform
-// a moment later, and its window starts there.
+// margin widens windows and slows refills a little: a call granted now
+// reaches the platform a moment later, and is counted there.
 func margin(w time.Duration) time.Duration { return min(w/50, 250*time.Millisecond) }
 
-func newBucket(r Rate, shared bool) *bucket {
+func newBucket(r Rate, shared bool, share int) *bucket {
+	b := &bucket{rate: r}
+	b.setShare(max(share, 1), shared)
+	return b
+}
+
+// setShare divides the budget between n replicas: each gets 1/n of the
+// rate and of the burst (at least one call).
+func (b *bucket) setShare(n int, shared bool) {
+	b.share = n
+	r := b.rate
 	if r.Every <= 0 {
-		return &bucket{}
+		b.limit = 0
+		return
 	}
-	limit := max(r.Burst, 1)
-	w := r.Every * time.Duration(limit)
-	b := &bucket{window: w + margin(w), limit: limit}
+	b.limit = max(max(r.Burst, 1)/n, 1)
+	b.every = r.Every * time.Duration(n)
+	w := b.every * time.Duration(b.limit)
+	b.window = w + margin(w)
+	if r.TokenBucket {
+		if b.last.IsZero() {
+			b.tokens = float64(b.limit)
+		}
+		b.tokens = math.Min(b.tokens, float64(b.limit))
+	}
+	b.spare, b.spacing = 0, 0
 	switch {
-	case shared && limit >= 10:
-		// A large shared budget (the whole bot's) keeps one call in
-		// reserve for first texts and final edits.
-		b.reserve = 1
-	case limit >= 3 && limit < 10:
-		// A small budget spends its burst in one go, then nothing for a
+	case shared && b.limit >= 10:
+		// A large shared budget keeps a tenth of its calls for first
+		// texts and finals, so a new reply or an answer's end finds one
+		// however many streams are live.
+		b.spare = b.limit / 10
+	case !r.TokenBucket && b.limit >= 3 && b.limit < 10:
+		// A small window spends its burst in one go, then nothing for a
 		// whole window; interim edits are spread out instead, a little
 		// slower than the budget (a quarter call a window), so a first
 		// text or a final edit finds a call free at once or soon.
-		b.spacing = time.Duration(float64(b.window) / (float64(limit) - 0.25))
+		b.spacing = time.Duration(float64(b.window) / (float64(b.limit) - 0.25))
 	}
-	return b
+}
+
+// refill brings a token bucket up to now; its refill is a little slower
+// than the platform's (see margin).
+func (b *bucket) refill(now time.Time) {
+	if !b.rate.TokenBucket || b.limit == 0 {
+		return
+	}
+	if b.last.IsZero() {
+		b.last = now
+		return
+	}
+	if d := now.Sub(b.last); d > 0 {
+		every := b.every + margin(b.every)
+		b.tokens = math.Min(float64(b.limit), b.tokens+float64(d)/float64(every))
+		b.last = now
+	}
 }
 
 func (b *bucket) prune(now time.Time) {
@@ -75,19 +117,35 @@ func (b *bucket) prune(now time.Time) {
 	}
 }
 
-// readyAt is when a waiter of priority p may call.
-func (b *bucket) readyAt(now time.Time, p priority) time.Time {
+// readyAt is when a waiter of priority p may make cost calls, keeping
+// reserved calls aside (less own: reservations the waiter itself holds).
+func (b *bucket) readyAt(now time.Time, p priority, cost, own int) time.Time {
 	t := now
 	if b.limit > 0 {
-		b.prune(now)
-		allowed := b.limit
-		if p == prioInterim {
-			allowed -= b.reserve
+		allowed := b.limit - b.reserved + own
+		if p < prioFirst {
+			allowed -= b.spare
 		}
-		if n := len(b.times); n >= allowed {
-			t = b.times[n-allowed].Add(b.window)
+		cost = min(max(cost, 1), max(b.limit-b.spare, 1))
+		if b.rate.TokenBucket {
+			b.refill(now)
+			avail := b.tokens - float64(b.limit-allowed)
+			if avail < float64(cost) {
+				every := b.every + margin(b.every)
+				t = now.Add(time.Duration((float64(cost) - avail) * float64(every)))
+			}
+		} else {
+			b.prune(now)
+			// Calls that must leave the window first.
+			if k := len(b.times) + cost - allowed; k > 0 {
+				if k > len(b.times) {
+					t = now.Add(b.window) // reservations fill it: retry later
+				} else {
+					t = b.times[k-1].Add(b.window)
+				}
+			}
 		}
-		if p == prioInterim && b.spacing > 0 && !b.used.IsZero() {
+		if p < prioFirst && b.spacing > 0 && !b.used.IsZero() {
 			if next := b.used.Add(b.spacing); next.After(t) {
 				t = next
 			}
@@ -99,39 +157,96 @@ func (b *bucket) readyAt(now time.Time, p priority) time.Time {
 	return t
 }
 
-func (b *bucket) take(now time.Time) {
+func (b *bucket) take(now time.Time, cost int) {
 	b.used = now
-	if b.limit > 0 {
+	if b.limit == 0 {
+		return
+	}
+	cost = max(cost, 1)
+	if b.rate.TokenBucket {
+		b.refill(now)
+		b.tokens -= float64(cost)
+		return
+	}
+	for range cost {
 		b.times = append(b.times, now)
 	}
 }
 
-// give undoes the newest take.
-func (b *bucket) give() {
-	if n := len(b.times); n > 0 {
-		b.times = b.times[:n-1]
+// give undoes a take of cost calls.
+func (b *bucket) give(cost int) {
+	if b.limit == 0 {
+		return
 	}
+	cost = max(cost, 1)
+	if b.rate.TokenBucket {
+		b.tokens = math.Min(float64(b.limit), b.tokens+float64(cost))
+		return
+	}
+	b.times = b.times[:max(len(b.times)-cost, 0)]
 }
 
-// waiter is one call waiting for tokens from a set of buckets.
+// draw is one bucket a waiter takes calls from.
+type draw struct {
+	b      *bucket
+	cost   int
+	global bool // the bot-wide budget: a global 429 pauses it alone
+}
+
+// waiter is one call waiting for its buckets.
 type waiter struct {
-	prio    priority
-	seq     uint64
-	buckets []*bucket
+	prio  priority
+	seq   uint64
+	draws []draw
+	// reserve: buckets to promise one call of when granted (a native
+	// stream's stop). release: reservations this waiter holds and now
+	// spends.
+	reserve []*bucket
+	release []*bucket
 	ready   chan struct{}
+	since   time.Time
 }
 
-// scheduler hands out the platforms' rate budgets. Every call that creates
-// or edits a message first takes a call from each bucket it draws on
-// (channel, workspace, the whole bot). Waiters are served by priority, then
-// in arrival order, so live streams that share a budget take turns: a
+// owns reports how many of b's reservations the waiter spends.
+func (w *waiter) owns(b *bucket) int {
+	n := 0
+	for _, x := range w.release {
+		if x == b {
+			n++
+		}
+	}
+	return n
+}
+
+// readyAt is when every bucket of w lets it go.
+func (w *waiter) readyAt(now time.Time) time.Time {
+	at := now
+	for _, d := range w.draws {
+		if r := d.b.readyAt(now, w.prio, d.cost, w.owns(d.b)); r.After(at) {
+			at = r
+		}
+	}
+	for _, b := range w.reserve {
+		// A promise needs a call free now, as a final would.
+		if r := b.readyAt(now, prioFinal, 1, 0); r.After(at) {
+			at = r
+		}
+	}
+	return at
+}
+
+// scheduler hands out the platforms' budgets. Every call first takes what
+// it costs from each budget it draws on. Waiters are served by priority,
+// then in arrival order, so live streams that share a budget take turns: a
 // stream that just edited queues behind the others. Coalescing is the
-// caller's part: it sends its newest text once it holds the tokens.
+// caller's part: it sends its newest text once it holds the calls.
 type scheduler struct {
 	mu      sync.Mutex
 	buckets map[string]*bucket
+	shared  map[*bucket]bool
 	waiters []*waiter
 	seq     uint64
+	share   int // live replicas the budgets are divided between
 	now     func() time.Time
 }
 
@@ -139,28 +254,52 @@ func newScheduler(now func() time.Time) *scheduler {
 	if now == nil {
 		now = time.Now
 	}
-	return &scheduler{buckets: make(map[string]*bucket), now: now}
+	return &scheduler{buckets: make(map[string]*bucket), shared: make(map[*bucket]bool), share: 1, now: now}
 }
 
-// bucket returns the bucket named key with rate r, creating it unused.
-// A shared bucket (a workspace's, the whole bot's) keeps a reserve for
-// final edits.
-func (s *scheduler) bucket(key string, r Rate, shared bool) *bucket {
+// bucket returns the bucket for budget b, creating it unused.
+func (s *scheduler) bucket(b Budget) *bucket {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	b, ok := s.buckets[key]
-	if !ok {
-		b = newBucket(r, shared)
-		s.buckets[key] = b
+	k, ok := s.buckets[b.Key]
+	if !ok || k.rate != b.Rate {
+		k = newBucket(b.Rate, b.Shared, s.share)
+		s.buckets[b.Key] = k
+		s.shared[k] = b.Shared
 	}
-	return b
+	return k
 }
 
-// acquire waits until every bucket has a token for a waiter of priority p,
-// and takes them. It returns ctx's error if ctx ends first.
-func (s *scheduler) acquire(ctx context.Context, p priority, buckets ...*bucket) error {
-	w := &waiter{prio: p, buckets: buckets, ready: make(chan struct{})}
+// setShare divides every budget between n live replicas.
+func (s *scheduler) setShare(n int) {
+	n = max(n, 1)
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n == s.share {
+		return
+	}
+	s.share = n
+	for _, b := range s.buckets {
+		b.setShare(n, s.shared[b])
+	}
+	s.grantLocked()
+}
+
+// grant is what acquire hands out.
+type grant struct {
+	prio    priority
+	draws   []draw
+	reserve []*bucket // promise one call of each
+	release []*bucket // spend the promises held on these
+}
+
+// acquire waits until every bucket lets g go, and takes the calls. It
+// returns ctx's error if ctx ends first (and keeps any promise g would
+// have spent), and how long it waited.
+func (s *scheduler) acquire(ctx context.Context, g grant) (time.Duration, error) {
+	w := &waiter{prio: g.prio, draws: g.draws, reserve: g.reserve, release: g.release, ready: make(chan struct{})}
+	s.mu.Lock()
+	w.since = s.now()
 	s.seq++
 	w.seq = s.seq
 	s.waiters = append(s.waiters, w)
@@ -169,7 +308,7 @@ func (s *scheduler) acquire(ctx context.Context, p priority, buckets ...*bucket)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		// Any waiter whose timer fires grants tokens to all that can have
+		// Any waiter whose timer fires grants calls to all that can have
 		// them; each waiter sleeps until the earliest time a grant may
 		// become possible, or until it is granted.
 		timer.Reset(time.Hour)
@@ -178,26 +317,104 @@ func (s *scheduler) acquire(ctx context.Context, p priority, buckets ...*bucket)
 		}
 		select {
 		case <-w.ready:
-			return nil
+			return s.now().Sub(w.since), nil
 		case <-ctx.Done():
 			s.mu.Lock()
 			select {
 			case <-w.ready:
-				// Granted while cancelled: give the calls back.
-				for _, b := range w.buckets {
-					b.give()
-				}
+				// Granted while cancelled: give everything back.
+				s.undoLocked(w)
 			default:
 				s.removeLocked(w)
 			}
 			s.grantLocked()
 			s.mu.Unlock()
-			return context.Cause(ctx)
+			return s.now().Sub(w.since), context.Cause(ctx)
 		case <-timer.C:
 		}
 		s.mu.Lock()
 		next = s.grantLocked()
 		s.mu.Unlock()
+	}
+}
+
+// tryAcquire grants g at once if nothing of the same or a higher priority
+// waits for its buckets and they let it go now; it reports whether it did.
+func (s *scheduler) tryAcquire(g grant) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	w := &waiter{prio: g.prio, draws: g.draws, reserve: g.reserve, release: g.release, ready: make(chan struct{})}
+	for _, x := range s.waiters {
+		if x.prio < g.prio {
+			continue
+		}
+		for _, d := range w.draws {
+			if x.uses(d.b) {
+				return false
+			}
+		}
+		for _, b := range w.reserve {
+			if x.uses(b) {
+				return false
+			}
+		}
+	}
+	if w.readyAt(now).After(now) {
+		return false
+	}
+	s.grantOneLocked(w, now)
+	return true
+}
+
+// unreserve gives back promises that will not be spent.
+func (s *scheduler) unreserve(buckets ...*bucket) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, b := range buckets {
+		b.reserved = max(b.reserved-1, 0)
+	}
+	s.grantLocked()
+}
+
+func (w *waiter) uses(b *bucket) bool {
+	for _, d := range w.draws {
+		if d.b == b {
+			return true
+		}
+	}
+	for _, x := range w.reserve {
+		if x == b {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *scheduler) grantOneLocked(w *waiter, now time.Time) {
+	for _, b := range w.release {
+		b.reserved = max(b.reserved-1, 0)
+	}
+	for _, d := range w.draws {
+		d.b.take(now, d.cost)
+	}
+	for _, b := range w.reserve {
+		b.reserved++
+	}
+	close(w.ready)
+}
+
+// undoLocked gives back what a cancelled waiter was granted; the promises
+// it spent are held again.
+func (s *scheduler) undoLocked(w *waiter) {
+	for _, d := range w.draws {
+		d.b.give(d.cost)
+	}
+	for _, b := range w.reserve {
+		b.reserved = max(b.reserved-1, 0)
+	}
+	for _, b := range w.release {
+		b.reserved++
 	}
 }
 
@@ -210,11 +427,11 @@ func (s *scheduler) removeLocked(w *waiter) {
 	}
 }
 
-// grantLocked grants tokens to every waiter that can have them, in priority
-// then arrival order, and returns the earliest time another grant may be
-// possible (zero when no waiter is left). A waiter that cannot be served
-// holds back the buckets it lacks tokens in: a later waiter may not take
-// them, so the order is kept per bucket.
+// grantLocked grants every waiter that can go, in priority then arrival
+// order, and returns the earliest time another grant may be possible (zero
+// when no waiter is left). A waiter that cannot be served holds back the
+// buckets it lacks calls in: a later waiter may not take them, so the
+// order is kept per bucket.
 func (s *scheduler) grantLocked() time.Time {
 	if len(s.waiters) == 0 {
 		return time.Time{}
@@ -231,29 +448,29 @@ func (s *scheduler) grantLocked() time.Time {
 	var next time.Time
 	kept := s.waiters[:0]
 	for _, w := range s.waiters {
-		ok := true
-		var at time.Time
-		for _, b := range w.buckets {
-			r := b.readyAt(now, w.prio)
-			if held[b] || r.After(now) {
-				ok = false
-			}
-			if r.After(at) {
-				at = r
-			}
+		blocked := false
+		for _, d := range w.draws {
+			// A call already promised is paid for: nobody ahead holds it.
+			blocked = blocked || held[d.b] && w.owns(d.b) == 0
 		}
-		if ok {
-			for _, b := range w.buckets {
-				b.take(now)
-			}
-			close(w.ready)
+		for _, b := range w.reserve {
+			blocked = blocked || held[b]
+		}
+		at := w.readyAt(now)
+		if !blocked && !at.After(now) {
+			s.grantOneLocked(w, now)
 			continue
 		}
-		// Hold back only the buckets this waiter lacks tokens in, so that
+		// Hold back only the buckets this waiter lacks calls in, so that
 		// it is served first when they refill, without stalling others on
 		// buckets it does not wait for.
-		for _, b := range w.buckets {
-			if b.readyAt(now, w.prio).After(now) {
+		for _, d := range w.draws {
+			if d.b.readyAt(now, w.prio, d.cost, w.owns(d.b)).After(now) {
+				held[d.b] = true
+			}
+		}
+		for _, b := range w.reserve {
+			if b.readyAt(now, prioFinal, 1, 0).After(now) {
 				held[b] = true
 			}
 		}
@@ -274,26 +491,31 @@ func (s *scheduler) grantLocked() time.Time {
 	return next
 }
 
-// estimate is how long a waiter of priority p would wait for buckets now:
-// until each has a call free, plus a call's interval for each waiter of
-// the same or higher priority already queued on it.
-func (s *scheduler) estimate(p priority, buckets ...*bucket) time.Duration {
+// estimate is how long a waiter of priority p would wait for draws now:
+// until each bucket has the calls free, plus a call's interval for each
+// waiter of the same or higher priority already queued on it.
+func (s *scheduler) estimate(p priority, draws ...draw) time.Duration {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
 	var most time.Duration
-	for _, b := range buckets {
-		d := b.readyAt(now, p).Sub(now)
+	for _, d := range draws {
+		b := d.b
+		wait := b.readyAt(now, p, d.cost, 0).Sub(now)
 		if b.limit > 0 {
 			ahead := 0
 			for _, w := range s.waiters {
-				if w.prio >= p && slices.Contains(w.buckets, b) {
+				if w.prio >= p && w.uses(b) {
 					ahead++
 				}
 			}
-			d += time.Duration(ahead) * b.window / time.Duration(b.limit)
+			per := b.every
+			if !b.rate.TokenBucket {
+				per = b.window / time.Duration(b.limit)
+			}
+			wait += time.Duration(ahead) * per
 		}
-		most = max(most, d)
+		most = max(most, wait)
 	}
 	return most
 }
@@ -318,8 +540,11 @@ func (s *scheduler) sweep(idle time.Duration) {
 	now := s.now()
 	for k, b := range s.buckets {
 		b.prune(now)
-		if now.Sub(b.used) > idle && len(b.times) == 0 && !b.blocked.After(now) {
+		b.refill(now)
+		full := len(b.times) == 0 && (!b.rate.TokenBucket || b.tokens >= float64(b.limit))
+		if now.Sub(b.used) > idle && full && b.reserved == 0 && !b.blocked.After(now) {
 			delete(s.buckets, k)
+			delete(s.shared, b)
 		}
 	}
 }

@@ -13,11 +13,11 @@ import (
 func TestSchedulerPaces(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := newScheduler(time.Now)
-		b := s.bucket("edit/c", Rate{Every: time.Second, Burst: 5}, false)
+		b := s.bucket(Budget{Key: "edit/c", Rate: Rate{Every: time.Second, Burst: 5}})
 		var grants []time.Time
 		start := time.Now()
 		for time.Since(start) < 60*time.Second {
-			if err := s.acquire(context.Background(), prioInterim, b); err != nil {
+			if _, err := s.acquire(context.Background(), one(prioInterim, b)); err != nil {
 				t.Fatal(err)
 			}
 			grants = append(grants, time.Now())
@@ -41,7 +41,12 @@ func TestSchedulerPaces(t *testing.T) {
 func TestSchedulerSharesFairly(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := newScheduler(time.Now)
-		ws := s.bucket("ws/w", PerMinute(50, 3), true)
+		ws := s.bucket(Budget{Key: "ws/w", Rate: Rate{Every: 1200 * time.Millisecond, Burst: 10, TokenBucket: true}, Shared: true})
+		// Spend the burst first: it would go to whichever stream asks
+		// first.
+		for range 9 {
+			s.acquire(context.Background(), one(prioInterim, ws))
+		}
 		ctx, cancel := context.WithCancel(context.Background())
 		counts := make([]int, 5)
 		var mu sync.Mutex
@@ -50,7 +55,7 @@ func TestSchedulerSharesFairly(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				for s.acquire(ctx, prioInterim, ws) == nil {
+				for ok(s.acquire(ctx, one(prioInterim, ws))) {
 					mu.Lock()
 					counts[i]++
 					mu.Unlock()
@@ -59,10 +64,11 @@ func TestSchedulerSharesFairly(t *testing.T) {
 		}
 		time.Sleep(30 * time.Second) // fake time: lets the streams run
 		asked := time.Now()
-		if err := s.acquire(context.Background(), prioFinal, ws); err != nil {
+		if _, err := s.acquire(context.Background(), one(prioFinal, ws)); err != nil {
 			t.Fatal(err)
 		}
-		if lag := time.Since(asked); lag > 1300*time.Millisecond {
+		// The spare call of the shared budget is the final's.
+		if lag := time.Since(asked); lag > 0 {
 			t.Errorf("final edit waited %s behind interim edits, want at most one call's interval", lag)
 		}
 		time.Sleep(30 * time.Second)
@@ -74,11 +80,11 @@ func TestSchedulerSharesFairly(t *testing.T) {
 			lo, hi = min(lo, c), max(hi, c)
 			total += c
 		}
-		// The first grants go to whichever stream asks first: allow that.
-		if hi-lo > 2 {
+		if hi-lo > 1 {
 			t.Errorf("grants per stream %v: unfair", counts)
 		}
-		if total < 44 || total > 51 {
+		// 49 a minute (the margin), less the one the final took.
+		if total < 46 || total > 49 {
 			t.Errorf("%d interim grants in a minute at 50/min, want about 48", total)
 		}
 	})
@@ -89,10 +95,10 @@ func TestSchedulerSharesFairly(t *testing.T) {
 func TestSchedulerHonorsRetryAfter(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := newScheduler(time.Now)
-		b := s.bucket("global", Rate{Every: 20 * time.Millisecond, Burst: 50}, true)
+		b := s.bucket(Budget{Key: "global", Rate: Rate{Every: 20 * time.Millisecond, Burst: 50}, Shared: true})
 		s.penalize(3*time.Second, b)
 		start := time.Now()
-		if err := s.acquire(context.Background(), prioFinal, b); err != nil {
+		if _, err := s.acquire(context.Background(), one(prioFinal, b)); err != nil {
 			t.Fatal(err)
 		}
 		if d := time.Since(start); d < 3*time.Second {
@@ -106,20 +112,163 @@ func TestSchedulerHonorsRetryAfter(t *testing.T) {
 func TestSchedulerCancel(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := newScheduler(time.Now)
-		b := s.bucket("c", Rate{Every: time.Second, Burst: 1}, false)
-		s.acquire(context.Background(), prioInterim, b)
+		b := s.bucket(Budget{Key: "c", Rate: Rate{Every: time.Second, Burst: 1}})
+		s.acquire(context.Background(), one(prioInterim, b))
 		ctx, cancel := context.WithCancelCause(context.Background())
 		done := make(chan error)
-		go func() { done <- s.acquire(ctx, prioInterim, b) }()
+		go func() {
+			_, err := s.acquire(ctx, one(prioInterim, b))
+			done <- err
+		}()
 		synctest.Wait()
 		cancel(errStopReaction)
 		if err := <-done; err != errStopReaction {
 			t.Errorf("cancelled wait returned %v, want its cause", err)
 		}
 		start := time.Now()
-		s.acquire(context.Background(), prioInterim, b)
+		s.acquire(context.Background(), one(prioInterim, b))
 		if d := time.Since(start); d > 1100*time.Millisecond {
 			t.Errorf("next grant after %s: the cancelled waiter kept the budget", d)
+		}
+	})
+}
+
+func one(p priority, b *bucket) grant { return grant{prio: p, draws: []draw{{b: b, cost: 1}}} }
+
+func ok(_ time.Duration, err error) bool { return err == nil }
+
+// TestTokenBucketPaces checks, in fake time, that a token bucket grants
+// its burst at once, then one call per interval, never more than the
+// platform's bucket of the same figures allows.
+func TestTokenBucketPaces(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newScheduler(time.Now)
+		r := Rate{Every: 3 * time.Second, Burst: 5, TokenBucket: true}
+		b := s.bucket(Budget{Key: "chat.startStream/T", Rate: r})
+		var grants []time.Time
+		start := time.Now()
+		for time.Since(start) < time.Minute {
+			s.acquire(context.Background(), one(prioFirst, b))
+			grants = append(grants, time.Now())
+		}
+		// The platform's bucket: replay the grants against it.
+		tokens, last := 5.0, start
+		for i, g := range grants {
+			tokens = min(5, tokens+float64(g.Sub(last))/float64(r.Every))
+			last = g
+			if tokens < 1 {
+				t.Fatalf("grant %d at %s: the platform's bucket is empty", i, g.Sub(start))
+			}
+			tokens--
+		}
+		if n := len(grants); n < 5+18 || n > 5+20 {
+			t.Errorf("%d grants in a minute, want the burst of 5 and about 19 more", n)
+		}
+	})
+}
+
+// TestReservedStopNeverWaits checks that a promised call is there when it
+// is spent, however many others want the budget, and that a promise keeps
+// the budget from others: a native stream's stop never waits.
+func TestReservedStopNeverWaits(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newScheduler(time.Now)
+		tier2 := Rate{Every: 3 * time.Second, Burst: 5, TokenBucket: true}
+		start := s.bucket(Budget{Key: "start", Rate: tier2})
+		stop := s.bucket(Budget{Key: "stop", Rate: tier2})
+		// Five streams start at once, each promising its stop.
+		for i := range 5 {
+			if !s.tryAcquire(grant{prio: prioFirst, draws: []draw{{b: start, cost: 1}}, reserve: []*bucket{stop}}) {
+				t.Fatalf("start %d refused with budget left", i)
+			}
+		}
+		// A sixth cannot: its stop could not be paid.
+		time.Sleep(10 * time.Second) // fake time: the start budget refills
+		if s.tryAcquire(grant{prio: prioFirst, draws: []draw{{b: start, cost: 1}}, reserve: []*bucket{stop}}) {
+			t.Fatal("a sixth stream started while five stops were promised")
+		}
+		// Others wanting the stop budget wait; the promised stops do not.
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go s.acquire(ctx, one(prioFinal, stop))
+		synctest.Wait()
+		for i := range 5 {
+			at := time.Now()
+			if _, err := s.acquire(context.Background(), grant{prio: prioFinal, draws: []draw{{b: stop, cost: 1}}, release: []*bucket{stop}}); err != nil {
+				t.Fatal(err)
+			}
+			if d := time.Since(at); d > 0 {
+				t.Errorf("promised stop %d waited %s", i, d)
+			}
+		}
+	})
+}
+
+// TestRetryAfterPausesItsBudgetOnly checks that a 429 pauses the budget of
+// the method that drew it, and no other.
+func TestRetryAfterPausesItsBudgetOnly(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newScheduler(time.Now)
+		update := s.bucket(Budget{Key: "chat.update/T", Rate: Rate{Every: 1200 * time.Millisecond, Burst: 10, TokenBucket: true}})
+		post := s.bucket(Budget{Key: "chat.postMessage/C", Rate: Rate{Every: time.Second, Burst: 3, TokenBucket: true}})
+		s.penalize(30*time.Second, update)
+		at := time.Now()
+		s.acquire(context.Background(), one(prioFinal, post))
+		if d := time.Since(at); d > 0 {
+			t.Errorf("post waited %s for chat.update's Retry-After", d)
+		}
+		s.acquire(context.Background(), one(prioFinal, update))
+		if d := time.Since(at); d < 30*time.Second {
+			t.Errorf("update granted after %s, want after its 30s Retry-After", d)
+		}
+	})
+}
+
+// TestFirstTextBeatsInterimEdits checks that however many live streams
+// wait for a budget, a new reply's first text takes the next call, and the
+// spare calls of a shared budget are kept for it.
+func TestFirstTextBeatsInterimEdits(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newScheduler(time.Now)
+		ws := s.bucket(Budget{Key: "post/T", Rate: Rate{Every: 100 * time.Millisecond, Burst: 100, TokenBucket: true}, Shared: true})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var wg sync.WaitGroup
+		for range 200 {
+			wg.Go(func() {
+				for ok(s.acquire(ctx, one(prioInterim, ws))) {
+				}
+			})
+		}
+		time.Sleep(20 * time.Second)
+		at := time.Now()
+		if _, err := s.acquire(context.Background(), one(prioFirst, ws)); err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(at); d > 0 {
+			t.Errorf("first text waited %s behind 200 streams' interim calls", d)
+		}
+		cancel()
+		wg.Wait()
+	})
+}
+
+// TestShareDividesBudgets checks that two replicas each get half of a
+// budget.
+func TestShareDividesBudgets(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newScheduler(time.Now)
+		b := s.bucket(Budget{Key: "chat.update/T", Rate: Rate{Every: 1200 * time.Millisecond, Burst: 10, TokenBucket: true}})
+		s.setShare(2)
+		n := 0
+		start := time.Now()
+		for time.Since(start) < time.Minute {
+			s.acquire(context.Background(), one(prioFinal, b))
+			n++
+		}
+		// Half: a burst of 5, then 25 a minute.
+		if n < 27 || n > 31 {
+			t.Errorf("%d grants in a minute with two replicas, want about 29 (half of 10 + 50)", n)
 		}
 	})
 }

@@ -6,8 +6,10 @@ package botstest
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"strconv"
 	"sync"
 	"time"
@@ -19,6 +21,7 @@ import (
 
 var (
 	_ bots.Platform   = (*Platform)(nil)
+	_ bots.Streamer   = (*Platform)(nil)
 	_ bots.Uploader   = (*Platform)(nil)
 	_ bots.Downloader = (*Platform)(nil)
 )
@@ -34,57 +37,145 @@ type Limit struct {
 	Window bool
 }
 
-// Enforced are the limits the fake platform enforces.
-type Enforced struct {
-	MaxChars      int
-	ChannelPost   Limit
-	ChannelEdit   Limit
-	SharedChannel bool // posts count against ChannelEdit
-	ThreadBuckets bool // each thread has its own channel limits
-	WorkspaceEdit Limit
-	Global        Limit
+// Scope is what a rule's budget belongs to.
+type Scope int
+
+const (
+	PerChannel   Scope = iota // one budget per channel (threads share it)
+	PerThread                 // one per thread, as Discord's threads are channels
+	PerWorkspace              // one per workspace
+	PerBot                    // one for the whole bot
+)
+
+// Rule is one budget a kind of call draws on.
+type Rule struct {
+	Name  string // "chat.update", "channel", "global"
+	Scope Scope
+	Limit Limit
 }
 
+// Enforced are the limits the fake platform enforces, and declares.
+type Enforced struct {
+	MaxChars int
+	// Rules lists, per kind of call, the budgets it draws on.
+	Rules map[bots.Call][]Rule
+	// Native makes the fake a native streamer (declared as this mode);
+	// NativeMaxChars bounds a streamed message.
+	Native         bots.Native
+	NativeMaxChars int
+	// ThreadCost: the first post into a new thread also creates the
+	// thread (Discord), one more call of each of the post's budgets.
+	ThreadCost bool
+	// ProgressEvery is declared to the engine.
+	ProgressEvery time.Duration
+}
+
+var (
+	discordChannel = Rule{Name: "channel", Scope: PerThread, Limit: Limit{N: 5, Per: 5 * time.Second, Window: true}}
+	discordGlobal  = Rule{Name: "global", Scope: PerBot, Limit: Limit{N: 50, Per: time.Second, Window: true}}
+)
+
 // DiscordLike are Discord's limits: 2,000 characters; creates and edits 5
-// per 5 s per channel (threads are channels); 50 requests a second.
+// per 5 s per channel (threads are channels), typing and deletes their own
+// buckets; 50 requests a second for the whole bot; a first post into a new
+// thread creates it.
 var DiscordLike = Enforced{
-	MaxChars:      2000,
-	ChannelEdit:   Limit{N: 5, Per: 5 * time.Second, Window: true},
-	SharedChannel: true,
-	ThreadBuckets: true,
-	Global:        Limit{N: 50, Per: time.Second, Window: true},
+	MaxChars: 2000,
+	Rules: map[bots.Call][]Rule{
+		bots.CallPost:     {discordChannel, discordGlobal},
+		bots.CallEdit:     {discordChannel, discordGlobal},
+		bots.CallUpload:   {discordChannel, discordGlobal},
+		bots.CallProgress: {{Name: "typing", Scope: PerThread, Limit: Limit{N: 5, Per: 5 * time.Second, Window: true}}, discordGlobal},
+		bots.CallDelete:   {{Name: "delete", Scope: PerThread, Limit: Limit{N: 5, Per: time.Second, Window: true}}, discordGlobal},
+	},
+	ThreadCost:    true,
+	ProgressEvery: 8 * time.Second,
+}
+
+func slackTier(name string, perMinute, burst int) Rule {
+	return Rule{Name: name, Scope: PerWorkspace, Limit: Limit{N: perMinute, Per: time.Minute, Burst: burst}}
 }
 
 // SlackLike are Slack's limits on the post-and-update path: about 4,000
-// characters; chat.postMessage about 1 a second per channel; chat.update
-// about 50 a minute per workspace with a small burst.
+// characters; chat.postMessage 1 a second per channel (burst 3) and 600 a
+// minute per workspace (burst 100); chat.update and chat.delete Tier 3;
+// assistant.threads.setStatus 600 a minute.
 var SlackLike = Enforced{
-	MaxChars:      4000,
-	ChannelPost:   Limit{N: 1, Per: time.Second, Burst: 2},
-	WorkspaceEdit: Limit{N: 50, Per: time.Minute, Burst: 3},
+	MaxChars: 4000,
+	Rules: map[bots.Call][]Rule{
+		bots.CallPost: {
+			{Name: "chat.postMessage", Scope: PerChannel, Limit: Limit{N: 1, Per: time.Second, Burst: 3}},
+			slackTier("chat.postMessage.workspace", 600, 100),
+		},
+		bots.CallEdit:     {slackTier("chat.update", 50, 10)},
+		bots.CallDelete:   {slackTier("chat.delete", 50, 10)},
+		bots.CallProgress: {slackTier("assistant.threads.setStatus", 600, 100)},
+		bots.CallUpload:   {slackTier("files.completeUploadExternal", 100, 20)},
+	},
+	ProgressEvery: 100 * time.Second,
 }
 
-// Declared returns the bots.Limits an adapter would declare for e.
-func (e Enforced) Declared() bots.Limits {
-	rate := func(l Limit) bots.Rate {
-		if l.N == 0 {
-			return bots.Rate{}
-		}
-		burst := l.Burst
-		if l.Window || burst == 0 {
-			burst = l.N
-		}
-		return bots.Rate{Every: l.Per / time.Duration(l.N), Burst: min(burst, l.N)}
+// SlackNativeLike are SlackLike with native streaming in auto mode:
+// chat.startStream and chat.stopStream Tier 2, chat.appendStream Tier 4,
+// 12,000 characters a streamed message.
+var SlackNativeLike = func() Enforced {
+	e := SlackLike
+	e.Rules = maps.Clone(SlackLike.Rules)
+	e.Rules[bots.CallStart] = []Rule{slackTier("chat.startStream", 20, 5)}
+	e.Rules[bots.CallAppend] = []Rule{slackTier("chat.appendStream", 100, 20)}
+	e.Rules[bots.CallStop] = []Rule{slackTier("chat.stopStream", 20, 5)}
+	e.Native, e.NativeMaxChars = bots.NativeAuto, 11000
+	return e
+}()
+
+// Unlimited enforces only a message length: for tests of behaviour
+// that limits would only slow down (their names say so).
+var Unlimited = Enforced{MaxChars: 4000}
+
+// rate is the bots.Rate an adapter declares for l.
+func (l Limit) rate() bots.Rate {
+	if l.N == 0 {
+		return bots.Rate{}
 	}
-	return bots.Limits{
-		MaxChars:      e.MaxChars,
-		ChannelPost:   rate(e.ChannelPost),
-		ChannelEdit:   rate(e.ChannelEdit),
-		SharedChannel: e.SharedChannel,
-		ThreadBuckets: e.ThreadBuckets,
-		WorkspaceEdit: rate(e.WorkspaceEdit),
-		Global:        rate(e.Global),
+	if l.Window {
+		return bots.Rate{Every: l.Per / time.Duration(l.N), Burst: l.N}
 	}
+	return bots.Rate{Every: l.Per / time.Duration(l.N), Burst: max(l.Burst, 1), TokenBucket: true}
+}
+
+// scopeKey is the key of scope s's budget for dest.
+func scopeKey(s Scope, d bots.Destination) string {
+	switch s {
+	case PerThread:
+		if d.Thread != "" {
+			return d.Workspace + "/" + d.Channel + "/" + d.Thread
+		}
+		return d.Workspace + "/" + d.Channel
+	case PerChannel:
+		return d.Workspace + "/" + d.Channel
+	case PerWorkspace:
+		return d.Workspace
+	}
+	return ""
+}
+
+// Declared returns the bots.Limits an adapter would declare for e at dest.
+func (e Enforced) Declared(dest bots.Destination) bots.Limits {
+	l := bots.Limits{
+		MaxChars: e.MaxChars, Native: e.Native, NativeMaxChars: e.NativeMaxChars,
+		ProgressEvery: e.ProgressEvery, Budgets: make(map[bots.Call][]bots.Budget),
+	}
+	for c, rules := range e.Rules {
+		for _, r := range rules {
+			b := bots.Budget{Key: r.Name + "/" + scopeKey(r.Scope, dest), Name: r.Name, Rate: r.Limit.rate(),
+				Shared: r.Scope == PerWorkspace || r.Scope == PerBot}
+			if c == bots.CallPost && e.ThreadCost && dest.Thread != "" {
+				b.Cost = 2
+			}
+			l.Budgets[c] = append(l.Budgets[c], b)
+		}
+	}
+	return l
 }
 
 type limiter struct {
@@ -95,8 +186,9 @@ type limiter struct {
 	last   time.Time
 }
 
-// allow reports whether a call may go now, and when it may go otherwise.
-func (lm *limiter) allow(now time.Time) (bool, time.Duration) {
+// allow reports whether a call of cost n may go now, and when it may go
+// otherwise.
+func (lm *limiter) allow(now time.Time, n int) (bool, time.Duration) {
 	l := lm.l
 	if l.N == 0 {
 		return true, 0
@@ -105,10 +197,10 @@ func (lm *limiter) allow(now time.Time) (bool, time.Duration) {
 		if lm.count == 0 || !now.Before(lm.start.Add(l.Per)) {
 			lm.start, lm.count = now, 0
 		}
-		if lm.count >= l.N {
+		if lm.count+n > l.N {
 			return false, lm.start.Add(l.Per).Sub(now)
 		}
-		lm.count++
+		lm.count += n
 		return true, 0
 	}
 	burst := float64(max(l.Burst, 1))
@@ -118,10 +210,10 @@ func (lm *limiter) allow(now time.Time) (bool, time.Duration) {
 	lm.tokens += float64(now.Sub(lm.last)) / float64(l.Per) * float64(l.N)
 	lm.tokens = min(lm.tokens, burst)
 	lm.last = now
-	if lm.tokens < 1 {
-		return false, time.Duration((1 - lm.tokens) / float64(l.N) * float64(l.Per))
+	if lm.tokens < float64(n) {
+		return false, time.Duration((float64(n) - lm.tokens) / float64(l.N) * float64(l.Per))
 	}
-	lm.tokens--
+	lm.tokens -= float64(n)
 	return true, 0
 }
 
@@ -137,15 +229,17 @@ type Message struct {
 	Dest      bots.Destination
 	Text      string
 	Final     bool
+	Streamed  bool     // started as a native stream
+	Streaming bool     // a native stream not stopped yet
 	Updates   []Update // every text it showed, the first being its creation
 	CreatedAt time.Time
 }
 
-// Platform is a fake bots.Platform.
+// Platform is a fake bots.Platform and bots.Streamer.
 type Platform struct {
 	name     string
-	declared bots.Limits
 	enforced Enforced
+	declared *bots.Limits // SetDeclared's override
 	// ProgressErr, when set, is returned by Progress.
 	ProgressErr error
 	// MaxUpload is the largest file Upload takes; 0 is unlimited.
@@ -157,8 +251,11 @@ type Platform struct {
 	messages  map[string]*Message
 	order     []string
 	limiters  map[string]*limiter
+	threads   map[string]bool // threads created by a first post
+	faults    map[bots.Call][]error
 	ratelimit int // 429s answered
-	calls     int
+	calls     map[bots.Call]int
+	limited   map[bots.Call]int
 	progress  int
 	deleted   map[string]bool
 	uploads   []Upload
@@ -174,16 +271,30 @@ type Upload struct {
 }
 
 // New returns a fake platform called name that enforces e and declares
-// e.Declared() to the engine.
+// e.Declared to the engine.
 func New(name string, e Enforced) *Platform {
 	return &Platform{
-		name: name, declared: e.Declared(), enforced: e,
+		name: name, enforced: e,
 		changed:  make(chan struct{}),
 		messages: make(map[string]*Message),
 		limiters: make(map[string]*limiter),
+		threads:  make(map[string]bool),
+		faults:   make(map[bots.Call][]error),
+		calls:    make(map[bots.Call]int),
+		limited:  make(map[bots.Call]int),
 		deleted:  make(map[string]bool),
 		files:    make(map[string][]byte),
 	}
+}
+
+// Inject queues errors for the next calls of kind c, one per call, before
+// any limit is checked: a *bots.RateLimitError (global or per route),
+// bots.ErrGone, bots.ErrTooLong, bots.ErrStreamClosed, a server error, a
+// timeout.
+func (p *Platform) Inject(c bots.Call, errs ...error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.faults[c] = append(p.faults[c], errs...)
 }
 
 // Upload implements bots.Uploader.
@@ -200,7 +311,7 @@ func (p *Platform) Upload(ctx context.Context, dest bots.Destination, f bots.Fil
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if err := p.checkLocked(time.Now(), "global"); err != nil {
+	if err := p.checkLocked(time.Now(), bots.CallUpload, dest); err != nil {
 		return conversation.Attachment{}, err
 	}
 	p.uploads = append(p.uploads, Upload{Dest: dest, Name: f.Name, MIME: f.MIME, Data: data})
@@ -236,71 +347,95 @@ func (p *Platform) Download(ctx context.Context, a conversation.Attachment, max 
 	return io.NopCloser(bytes.NewReader(data)), nil
 }
 
-// SetDeclared overrides the limits declared to the engine.
-func (p *Platform) SetDeclared(l bots.Limits) { p.declared = l }
+// SetDeclared overrides the limits declared to the engine, for every
+// destination.
+func (p *Platform) SetDeclared(l bots.Limits) { p.declared = &l }
 
 // Name implements bots.Platform.
 func (p *Platform) Name() string { return p.name }
 
 // Limits implements bots.Platform.
-func (p *Platform) Limits() bots.Limits { return p.declared }
+func (p *Platform) Limits(dest bots.Destination) bots.Limits {
+	if p.declared != nil {
+		return *p.declared
+	}
+	return p.enforced.Declared(dest)
+}
 
 func (p *Platform) notifyLocked() {
 	close(p.changed)
 	p.changed = make(chan struct{})
 }
 
-// check applies the limits named by keys; the lock is held.
-func (p *Platform) checkLocked(now time.Time, keys ...string) error {
-	p.calls++
-	for _, k := range keys {
-		lm := p.limiterLocked(k)
+// checkLocked counts a call of kind c to dest and applies its injected
+// faults and its rules; the lock is held.
+func (p *Platform) checkLocked(now time.Time, c bots.Call, dest bots.Destination) error {
+	p.calls[c]++
+	if f := p.faults[c]; len(f) > 0 {
+		p.faults[c] = f[1:]
+		var rl *bots.RateLimitError
+		if errors.As(f[0], &rl) {
+			p.ratelimit++
+			p.limited[c]++
+		}
+		p.notifyLocked()
+		return f[0]
+	}
+	cost := 1
+	if c == bots.CallPost && p.enforced.ThreadCost && dest.Thread != "" && !p.threads[scopeKey(PerThread, dest)] {
+		cost = 2 // the thread is created first
+	}
+	rules := p.enforced.Rules[c]
+	// A refused call takes nothing: check every rule before taking.
+	for _, r := range rules {
+		lm := p.limiterLocked(r, dest)
 		if lm == nil {
 			continue
 		}
-		if ok, wait := lm.allow(now); !ok {
+		probe := *lm
+		if ok, wait := probe.allow(now, cost); !ok {
 			p.ratelimit++
+			p.limited[c]++
 			p.notifyLocked()
-			return &bots.RateLimitError{RetryAfter: wait, Global: k == "global"}
+			return &bots.RateLimitError{RetryAfter: wait, Global: r.Scope == PerBot}
 		}
+	}
+	for _, r := range rules {
+		if lm := p.limiterLocked(r, dest); lm != nil {
+			lm.allow(now, cost)
+		}
+	}
+	if cost == 2 {
+		p.threads[scopeKey(PerThread, dest)] = true
 	}
 	return nil
 }
 
-func (p *Platform) limiterLocked(key string) *limiter {
-	lm, ok := p.limiters[key]
-	if ok {
-		return lm
-	}
-	var l Limit
-	switch key[:3] {
-	case "glo":
-		l = p.enforced.Global
-	case "pos":
-		l = p.enforced.ChannelPost
-	case "edi":
-		l = p.enforced.ChannelEdit
-	case "wor":
-		l = p.enforced.WorkspaceEdit
-	}
-	if l.N == 0 {
+func (p *Platform) limiterLocked(r Rule, dest bots.Destination) *limiter {
+	if r.Limit.N == 0 {
 		return nil
 	}
-	lm = &limiter{l: l}
-	p.limiters[key] = lm
+	key := r.Name + "/" + scopeKey(r.Scope, dest)
+	lm, ok := p.limiters[key]
+	if !ok {
+		lm = &limiter{l: r.Limit}
+		p.limiters[key] = lm
+	}
 	return lm
 }
 
-func (p *Platform) channelKey(d bots.Destination) string {
-	k := d.Workspace + "/" + d.Channel
-	if p.enforced.ThreadBuckets && d.Thread != "" {
-		k += "/" + d.Thread
-	}
-	return k
+func (p *Platform) tooLong(text string, max int) bool {
+	return max > 0 && utf8.RuneCountInString(text) > max
 }
 
-func (p *Platform) tooLong(text string) bool {
-	return p.enforced.MaxChars > 0 && utf8.RuneCountInString(text) > p.enforced.MaxChars
+func (p *Platform) addLocked(dest bots.Destination, text string, now time.Time, streamed bool) string {
+	p.seq++
+	id := strconv.Itoa(p.seq)
+	p.messages[id] = &Message{ID: id, Dest: dest, Text: text, CreatedAt: now, Updates: []Update{{Text: text, At: now}},
+		Streamed: streamed, Streaming: streamed}
+	p.order = append(p.order, id)
+	p.notifyLocked()
+	return id
 }
 
 // Post implements bots.Platform.
@@ -308,22 +443,13 @@ func (p *Platform) Post(ctx context.Context, dest bots.Destination, text string)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := time.Now()
-	post := "post/" + p.channelKey(dest)
-	if p.enforced.SharedChannel {
-		post = "edit/" + p.channelKey(dest)
-	}
-	if err := p.checkLocked(now, "global", post); err != nil {
+	if err := p.checkLocked(now, bots.CallPost, dest); err != nil {
 		return "", err
 	}
-	if p.tooLong(text) {
+	if p.tooLong(text, p.enforced.MaxChars) {
 		return "", fmt.Errorf("fake: %w", bots.ErrTooLong)
 	}
-	p.seq++
-	id := strconv.Itoa(p.seq)
-	p.messages[id] = &Message{ID: id, Dest: dest, Text: text, CreatedAt: now, Updates: []Update{{Text: text, At: now}}}
-	p.order = append(p.order, id)
-	p.notifyLocked()
-	return id, nil
+	return p.addLocked(dest, text, now, false), nil
 }
 
 // Edit implements bots.Platform.
@@ -335,10 +461,13 @@ func (p *Platform) Edit(ctx context.Context, dest bots.Destination, id, text str
 	if !ok || p.deleted[id] {
 		return fmt.Errorf("fake: message %s: %w", id, bots.ErrGone)
 	}
-	if err := p.checkLocked(now, "global", "edit/"+p.channelKey(dest), "workspace/"+dest.Workspace); err != nil {
+	if err := p.checkLocked(now, bots.CallEdit, dest); err != nil {
 		return err
 	}
-	if p.tooLong(text) {
+	if m.Streaming {
+		return fmt.Errorf("fake: message %s is streaming: edits are refused", id)
+	}
+	if p.tooLong(text, p.enforced.MaxChars) {
 		return fmt.Errorf("fake: %w", bots.ErrTooLong)
 	}
 	if m.Text != text {
@@ -350,11 +479,79 @@ func (p *Platform) Edit(ctx context.Context, dest bots.Destination, id, text str
 	return nil
 }
 
+// StartStream implements bots.Streamer.
+func (p *Platform) StartStream(ctx context.Context, dest bots.Destination, text string) (string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	if p.enforced.Native == bots.NativeNever {
+		return "", fmt.Errorf("fake: %w", bots.ErrNoStream)
+	}
+	if err := p.checkLocked(now, bots.CallStart, dest); err != nil {
+		return "", err
+	}
+	if p.tooLong(text, p.enforced.NativeMaxChars) {
+		return "", fmt.Errorf("fake: %w", bots.ErrTooLong)
+	}
+	return p.addLocked(dest, text, now, true), nil
+}
+
+// AppendStream implements bots.Streamer.
+func (p *Platform) AppendStream(ctx context.Context, dest bots.Destination, id, text string) error {
+	return p.appendStream(dest, id, text, bots.CallAppend)
+}
+
+// StopStream implements bots.Streamer.
+func (p *Platform) StopStream(ctx context.Context, dest bots.Destination, id, text string) error {
+	return p.appendStream(dest, id, text, bots.CallStop)
+}
+
+func (p *Platform) appendStream(dest bots.Destination, id, text string, c bots.Call) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	m, ok := p.messages[id]
+	if !ok || p.deleted[id] {
+		return fmt.Errorf("fake: message %s: %w", id, bots.ErrGone)
+	}
+	if err := p.checkLocked(now, c, dest); err != nil {
+		return err
+	}
+	switch {
+	case !m.Streaming:
+		return fmt.Errorf("fake: message %s: %w", id, bots.ErrStreamClosed)
+	case c == bots.CallAppend && text == "":
+		return fmt.Errorf("fake: empty append to %s", id)
+	case p.tooLong(m.Text+text, p.enforced.NativeMaxChars):
+		return fmt.Errorf("fake: %w", bots.ErrTooLong)
+	}
+	if text != "" {
+		m.Text += text
+		m.Updates = append(m.Updates, Update{Text: m.Text, At: now})
+	}
+	if c == bots.CallStop {
+		m.Streaming, m.Final = false, true
+	}
+	p.notifyLocked()
+	return nil
+}
+
+// CloseStream ends a native stream on the platform's side, as Slack does
+// to a stream left alone for long: appends are then refused.
+func (p *Platform) CloseStream(id string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if m := p.messages[id]; m != nil {
+		m.Streaming = false
+		p.notifyLocked()
+	}
+}
+
 // Delete implements bots.Platform.
 func (p *Platform) Delete(ctx context.Context, dest bots.Destination, id string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if err := p.checkLocked(time.Now(), "global"); err != nil {
+	if err := p.checkLocked(time.Now(), bots.CallDelete, dest); err != nil {
 		return err
 	}
 	p.deleted[id] = true
@@ -366,6 +563,9 @@ func (p *Platform) Delete(ctx context.Context, dest bots.Destination, id string)
 func (p *Platform) Progress(ctx context.Context, dest bots.Destination, status string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if err := p.checkLocked(time.Now(), bots.CallProgress, dest); err != nil {
+		return err
+	}
 	p.progress++
 	p.notifyLocked()
 	return p.ProgressErr
@@ -395,13 +595,21 @@ func (p *Platform) Messages() []Message {
 // Stats are the fake's counters.
 type Stats struct {
 	Calls, RateLimited, Progress int
+	// ByCall and LimitedByCall count calls and 429s per kind of call.
+	ByCall, LimitedByCall map[bots.Call]int
+	Threads               int // threads created by first posts
 }
 
 // Stats returns the counters.
 func (p *Platform) Stats() Stats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return Stats{Calls: p.calls, RateLimited: p.ratelimit, Progress: p.progress}
+	st := Stats{RateLimited: p.ratelimit, Progress: p.progress, ByCall: maps.Clone(p.calls),
+		LimitedByCall: maps.Clone(p.limited), Threads: len(p.threads)}
+	for _, n := range p.calls {
+		st.Calls += n
+	}
+	return st
 }
 
 // WaitFor waits until cond holds (checked at each change of the fake) or
