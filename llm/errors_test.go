@@ -153,11 +153,15 @@ func TestInStreamErrors(t *testing.T) {
 	tests := []struct {
 		name, event string
 		want        error
+		code, msg   string // of the *MidAnswerError
 	}{
-		{"context length", `{"error":{"message":"context_length_exceeded: too long","code":"context_length_exceeded"}}`, ErrContextLength},
-		{"rate limit", `{"error":{"message":"Too many requests","code":429}}`, ErrRateLimited},
-		{"generic", `{"error":{"message":"upstream overloaded","type":"upstream_error"}}`, ErrServer},
-		{"string", `{"error":"boom"}`, ErrServer},
+		{"context length", `{"error":{"message":"context_length_exceeded: too long","code":"context_length_exceeded"}}`, ErrContextLength,
+			"context_length_exceeded", "context_length_exceeded: too long"},
+		{"rate limit", `{"error":{"message":"Too many requests","code":429}}`, ErrRateLimited, "429", "Too many requests"},
+		{"generic", `{"error":{"message":"upstream overloaded","type":"upstream_error"}}`, ErrServer, "", "upstream overloaded"},
+		{"string", `{"error":"boom"}`, ErrServer, "", "boom"},
+		{"key echoed", `{"error":{"message":"upstream refused key ` + testKey + `","type":"server_error","code":null}}`, ErrServer,
+			"", "upstream refused key ***"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -168,13 +172,41 @@ func TestInStreamErrors(t *testing.T) {
 				t.Fatal(err)
 			}
 			r := collect(t, s)
-			if !errors.Is(r.err, tt.want) {
-				t.Errorf("got %v, want %v", r.err, tt.want)
+			if !errors.Is(r.err, tt.want) || !errors.Is(r.err, ErrMidAnswer) {
+				t.Errorf("got %v, want %v and ErrMidAnswer", r.err, tt.want)
+			}
+			var me *MidAnswerError
+			if !errors.As(r.err, &me) {
+				t.Fatalf("got %T, want a *MidAnswerError", r.err)
+			}
+			if me.Code != tt.code || me.Message != tt.msg {
+				t.Errorf("got code %q, message %q; want %q, %q", me.Code, me.Message, tt.code, tt.msg)
+			}
+			if msg := r.err.Error(); !strings.Contains(msg, "reported an error mid-answer") || !strings.Contains(msg, tt.msg) {
+				t.Errorf("error %q does not say the endpoint failed mid-answer with %q", msg, tt.msg)
+			}
+			if strings.Contains(r.err.Error(), testKey) {
+				t.Errorf("error %q contains the API key", r.err)
 			}
 			if r.text != "Some text" {
 				t.Errorf("got text %q, want the text before the error", r.text)
 			}
 		})
+	}
+}
+
+// A rate limit reported in the stream is still a *RateLimitError for the
+// caller that looks for one.
+func TestInStreamRateLimitIsARateLimitError(t *testing.T) {
+	srv := newServer(t, replay([]byte(chunk("Some")+`data: {"error":{"message":"slow down","type":"rate_limit_error"}}`+"\n\n")))
+	c, _ := newClient(t, srv, nil)
+	s, err := c.Stream(t.Context(), userRequest("gpt-4o", "hi"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rl *RateLimitError
+	if r := collect(t, s); !errors.As(r.err, &rl) || rl.Message != "slow down" {
+		t.Errorf("got %v, want a *RateLimitError with the message", r.err)
 	}
 }
 

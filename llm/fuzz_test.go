@@ -60,7 +60,7 @@ func drain(t *testing.T, c *Client, limit int) (string, error) {
 // panic), and a well-formed stream built from text (its deltas must add up
 // to text exactly).
 func FuzzStream(f *testing.F) {
-	for _, name := range []string{"openai.sse", "reasoning.sse", "keepalive.sse", "nofinish.sse", "usage_last.sse", "error_instream.sse", "crlf.sse", "sora2.sse"} {
+	for _, name := range []string{"openai.sse", "reasoning.sse", "keepalive.sse", "nofinish.sse", "usage_last.sse", "error_instream.sse", "crlf.sse", "sora2.sse", "toolcalls.sse"} {
 		f.Add(capture(f, name), "")
 	}
 	f.Fuzz(func(t *testing.T, raw []byte, text string) {

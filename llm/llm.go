@@ -51,10 +51,42 @@ type Usage struct {
 
 // Delta is one piece of a streamed answer. Any field may be empty.
 type Delta struct {
-	Text         string // answer text
-	Reasoning    string // reasoning_content, kept apart from the answer
-	FinishReason string // set once, on the chunk that carries it
+	Text      string // answer text
+	Reasoning string // reasoning_content or reasoning, kept apart from the answer
+	// ToolCalls are pieces of the function calls the model makes, as
+	// received; see ToolCallDelta. An answer may hold only tool calls and no
+	// text: that is a complete answer (finish reason "tool_calls"), not an
+	// empty one.
+	ToolCalls []ToolCallDelta
+	// FinishReason is set once, on the chunk that carries it: one of the
+	// Finish constants, or another word the endpoint uses. An answer may end
+	// without one (io.EOF all the same); some endpoints send none.
+	FinishReason string
 	Usage        *Usage // set when the endpoint reports usage
+}
+
+// Finish reasons the endpoints send.
+const (
+	FinishStop = "stop" // the answer is complete
+	// FinishLength means the model hit its token limit (the request's
+	// MaxTokens or its own): the answer is cut short, though the stream
+	// ended normally.
+	FinishLength        = "length"
+	FinishToolCalls     = "tool_calls"     // the model asks for the calls in ToolCalls
+	FinishContentFilter = "content_filter" // the provider withheld the rest
+)
+
+// ToolCallDelta is one piece of a function call, passed through as the
+// endpoint streams it (choices[0].delta.tool_calls[]). Index tells the calls
+// of one answer apart (0, 1, ...); all pieces of a call share it. The first
+// piece of a call carries its ID and Name; Arguments arrives in pieces, over
+// several deltas, to be appended in order per Index: only the joined text is
+// JSON. Pieces that carry nothing are dropped.
+type ToolCallDelta struct {
+	Index     int
+	ID        string
+	Name      string
+	Arguments string
 }
 
 // Config configures a Client. Zero values are documented defaults.
@@ -103,7 +135,12 @@ var (
 	ErrContextLength = errors.New("llm: context length exceeded")
 	ErrServer        = errors.New("llm: server error")
 	ErrStreamCut     = errors.New("llm: stream cut before the end")
-	ErrTimeout       = errors.New("llm: timeout")
+	// ErrMidAnswer means the endpoint reported an error inside the stream
+	// (an error event after HTTP 200, possibly after some text): the answer
+	// is incomplete. The error is a *MidAnswerError and also matches its
+	// kind (ErrServer, ErrRateLimited, ErrContextLength, ...).
+	ErrMidAnswer = errors.New("llm: the endpoint reported an error mid-answer")
+	ErrTimeout   = errors.New("llm: timeout")
 
 	// ErrBadRequest is any other request the endpoint refused (HTTP 4xx):
 	// an unsupported parameter, a bad image URL, a content policy refusal.
@@ -144,3 +181,43 @@ func (e *ModelNotFoundError) Error() string {
 
 // Is reports whether target is ErrModelNotFound.
 func (e *ModelNotFoundError) Is(target error) bool { return target == ErrModelNotFound }
+
+// MidAnswerError is an error the endpoint reported in the stream, as a
+// `data: {"error":{...}}` event, where gateways put a failure that comes
+// after the response headers. Recv returns it; it matches ErrMidAnswer, and
+// Err is its kind, for errors.Is and errors.As: ErrServer, ErrRateLimited
+// (a *RateLimitError), ErrContextLength, ErrUnauthorized, ErrModelNotFound
+// (a *ModelNotFoundError) or ErrBadRequest. The text received before it is
+// all there is of the answer; nothing is retried.
+type MidAnswerError struct {
+	Code    string // the provider's code ("" when none; a number as text)
+	Type    string // the provider's type, like "server_error"
+	Message string // the provider's message, without the API key
+	Err     error
+}
+
+func (e *MidAnswerError) Error() string {
+	s := "llm: the endpoint reported an error mid-answer"
+	if e.Code != "" {
+		s += fmt.Sprintf(" (code %s)", e.Code)
+	}
+	s += ": " + e.Message + "; the answer is incomplete, "
+	switch {
+	case errors.Is(e.Err, ErrContextLength):
+		return s + "shorten the conversation and ask again"
+	case errors.Is(e.Err, ErrUnauthorized):
+		return s + "check the API key"
+	case errors.Is(e.Err, ErrModelNotFound):
+		return s + "choose another model"
+	case errors.Is(e.Err, ErrRateLimited):
+		return s + "try again later"
+	default:
+		return s + "try again"
+	}
+}
+
+// Is reports whether target is ErrMidAnswer.
+func (e *MidAnswerError) Is(target error) bool { return target == ErrMidAnswer }
+
+// Unwrap returns the error's kind.
+func (e *MidAnswerError) Unwrap() error { return e.Err }

@@ -166,6 +166,8 @@ const finishChunk = "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reas
 // result is everything a stream delivered.
 type result struct {
 	text, reasoning, finish string
+	calls                   map[int]ToolCallDelta // joined per index
+	toolDeltas              []ToolCallDelta       // as received
 	usage                   *Usage
 	deltas                  int
 	err                     error // nil at io.EOF
@@ -188,6 +190,22 @@ func collect(t testing.TB, s *Stream) result {
 		r.deltas++
 		text.WriteString(d.Text)
 		reasoning.WriteString(d.Reasoning)
+		for _, tc := range d.ToolCalls {
+			r.toolDeltas = append(r.toolDeltas, tc)
+			if r.calls == nil {
+				r.calls = make(map[int]ToolCallDelta)
+			}
+			c := r.calls[tc.Index]
+			c.Index = tc.Index
+			if tc.ID != "" {
+				c.ID = tc.ID
+			}
+			if tc.Name != "" {
+				c.Name = tc.Name
+			}
+			c.Arguments += tc.Arguments
+			r.calls[tc.Index] = c
+		}
 		if d.FinishReason != "" {
 			if r.finish != "" {
 				t.Errorf("finish reason %q reported twice", d.FinishReason)

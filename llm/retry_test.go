@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/parleyhq/parley/llm/llmtest"
 )
 
 // failThen answers the first n chat requests with status (and headers),
@@ -183,5 +185,42 @@ func TestConnectErrorsAreRetried(t *testing.T) {
 	}
 	if len(clock.Sleeps()) == 0 {
 		t.Error("a refused connection was not retried")
+	}
+}
+
+// The fake answers 429 or 503 with Retry-After (and retry-after-ms) twice,
+// then streams: the client waits what the endpoint asked, no more, no
+// less, and the answer arrives.
+func TestRetryHonoursTheFakesRetryAfter(t *testing.T) {
+	tests := []struct {
+		name       string
+		status     int
+		retryAfter time.Duration // Retry-After rounds it up to seconds; retry-after-ms is exact
+	}{
+		{"429 seconds", http.StatusTooManyRequests, 3 * time.Second},
+		{"503 seconds", http.StatusServiceUnavailable, 2 * time.Second},
+		{"429 milliseconds", http.StatusTooManyRequests, 1500 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := llmtest.NewServer()
+			t.Cleanup(srv.Close)
+			busy := llmtest.Reply{Status: tt.status, RetryAfter: tt.retryAfter}
+			srv.Answer = llmtest.Sequence(busy, busy, llmtest.Reply{Chunks: []string{"after ", "the wait"}})
+			c, clock := newClient(t, srv.Server, nil)
+			s, err := c.Stream(t.Context(), userRequest("gpt-4o", "hi"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r := collect(t, s); r.err != nil || r.text != "after the wait" {
+				t.Fatalf("got %q, %v; want the answer after two retries", r.text, r.err)
+			}
+			if got, want := clock.Sleeps(), []time.Duration{tt.retryAfter, tt.retryAfter}; !slices.Equal(got, want) {
+				t.Errorf("got waits %v, want %v", got, want)
+			}
+			if got := len(srv.Requests()); got != 3 {
+				t.Errorf("got %d requests, want 3", got)
+			}
+		})
 	}
 }

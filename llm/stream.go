@@ -130,7 +130,9 @@ func buildParams(req Request) (openai.ChatCompletionNewParams, error) {
 // reason — some endpoints send neither. A transport error (connection
 // reset, truncated chunked body) before the finish reason is ErrStreamCut,
 // never a silent truncation; after the finish reason the answer is complete
-// and the loss of the usage chunk is not an error.
+// and the loss of the usage chunk is not an error. An error event from the
+// endpoint (`data: {"error":{...}}`) ends the stream with a *MidAnswerError,
+// never with io.EOF.
 type Stream struct {
 	c      *Client
 	parent context.Context
@@ -294,8 +296,11 @@ func (s *Stream) stopErr() error {
 }
 
 // Recv returns the next delta, io.EOF at the normal end of the answer, or an
-// error (ErrStreamCut, ErrTimeout, an in-stream provider error, ...).
-// Chunks that carry nothing (a role, an empty choice list) are skipped.
+// error: ErrStreamCut, ErrTimeout, or a *MidAnswerError (ErrMidAnswer) when
+// the endpoint reports an error in the stream. Chunks that carry nothing (a
+// role, an empty choice list) are skipped. The end is io.EOF whatever the
+// finish reason: a caller that must tell a complete answer from one cut at
+// the token limit looks at Delta.FinishReason (FinishLength).
 func (s *Stream) Recv() (Delta, error) {
 	for s.err == nil {
 		if s.sse.Next() {
@@ -347,12 +352,20 @@ func (s *Stream) classify(err error) error {
 	}
 	var se *ssestream.StreamError
 	if errors.As(err, &se) {
+		// openai-go ends the stream at any event with a top-level "error"
+		// key and keeps the event: its message is the raw JSON, so the
+		// object is parsed here as an HTTP error body would be.
 		e := parseErrorBody(se.Event.Data)
 		e.message = s.c.redact(e.message)
 		if e.message == "" {
-			e.message = "the endpoint reported an error mid-answer"
+			e.message = "no message"
 		}
-		return s.c.publicError(s.parent, s.model, e)
+		return &MidAnswerError{
+			Code:    e.code,
+			Type:    e.typ,
+			Message: e.message,
+			Err:     s.c.publicError(s.parent, s.model, e),
+		}
 	}
 	if s.body != nil && s.body.readErr != nil {
 		if s.finish != "" {
@@ -376,6 +389,18 @@ func (s *Stream) delta(ch openai.ChatCompletionChunk) (d Delta, ok bool) {
 		}
 		d.Text += c.Delta.Content + c.Delta.Refusal
 		d.Reasoning += reasoning(&c.Delta)
+		for j := range c.Delta.ToolCalls {
+			tc := &c.Delta.ToolCalls[j]
+			if tc.ID == "" && tc.Function.Name == "" && tc.Function.Arguments == "" {
+				continue
+			}
+			d.ToolCalls = append(d.ToolCalls, ToolCallDelta{
+				Index:     int(tc.Index),
+				ID:        tc.ID,
+				Name:      tc.Function.Name,
+				Arguments: tc.Function.Arguments,
+			})
+		}
 		if c.FinishReason != "" && s.finish == "" {
 			s.finish = c.FinishReason
 			d.FinishReason = c.FinishReason
@@ -387,7 +412,7 @@ func (s *Stream) delta(ch openai.ChatCompletionChunk) (d Delta, ok bool) {
 			CompletionTokens: int(ch.Usage.CompletionTokens),
 		}
 	}
-	return d, d.Text != "" || d.Reasoning != "" || d.FinishReason != "" || d.Usage != nil
+	return d, d.Text != "" || d.Reasoning != "" || len(d.ToolCalls) > 0 || d.FinishReason != "" || d.Usage != nil
 }
 
 // reasoning returns the reasoning text of a delta: `reasoning_content`

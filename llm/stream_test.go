@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/parleyhq/parley/llm/llmtest"
 )
 
 func TestStreamCaptures(t *testing.T) {
@@ -17,6 +20,7 @@ func TestStreamCaptures(t *testing.T) {
 		text, reasoning    string
 		finish             string
 		usage              *Usage
+		calls              map[int]ToolCallDelta
 		wantErr            error
 		wantErrMsgContains string
 	}{
@@ -52,6 +56,14 @@ func TestStreamCaptures(t *testing.T) {
 			text: "> Video generation queued (id: video_68e6a1b2)\n\nprogress 12%\nprogress 47%\nprogress 100%\n\n" +
 				"Done: [video_68e6a1b2.mp4](https://filesystem.site/cdn/20251008/video_68e6a1b2.mp4?sig=abc&exp=1735776006)",
 			finish: "stop", usage: &Usage{PromptTokens: 21, CompletionTokens: 64},
+		},
+		{
+			name: "two tool calls, no text", file: "toolcalls.sse", model: "gpt-4o",
+			finish: FinishToolCalls, usage: &Usage{PromptTokens: 82, CompletionTokens: 41},
+			calls: map[int]ToolCallDelta{
+				0: {Index: 0, ID: "call_DdmO9pD3xa9XTPNJ32zg2hcA", Name: "get_weather", Arguments: `{"city":"Paris","unit":"c"}`},
+				1: {Index: 1, ID: "call_9hX2kLq0VbN3mR7sT1uW4yZa", Name: "get_time", Arguments: `{"zone":"Europe/Paris"}`},
+			},
 		},
 		{
 			name: "error object in the stream", file: "error_instream.sse", model: "gpt-4o",
@@ -93,7 +105,48 @@ func TestStreamCaptures(t *testing.T) {
 			if (r.usage == nil) != (tt.usage == nil) || (r.usage != nil && *r.usage != *tt.usage) {
 				t.Errorf("got usage %+v, want %+v", r.usage, tt.usage)
 			}
+			if !maps.Equal(r.calls, tt.calls) {
+				t.Errorf("got tool calls %+v, want %+v", r.calls, tt.calls)
+			}
 		})
+	}
+}
+
+// The tool-call pieces reach the caller as the endpoint sent them: the
+// first piece of a call names it, the arguments follow piece by piece.
+func TestToolCallDeltasAsReceived(t *testing.T) {
+	srv := newServer(t, replay(capture(t, "toolcalls.sse")))
+	c, _ := newClient(t, srv, nil)
+	s, err := c.Stream(t.Context(), userRequest("gpt-4o", "weather and time in Paris?"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := collect(t, s)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if r.text != "" {
+		t.Errorf("got text %q, want none", r.text)
+	}
+	// 1 + 9 pieces for the first call, 1 + 6 for the second.
+	if got := len(r.toolDeltas); got != 17 {
+		t.Fatalf("got %d tool-call deltas, want 17: %+v", got, r.toolDeltas)
+	}
+	first := map[int]bool{}
+	for i, d := range r.toolDeltas {
+		if !first[d.Index] {
+			first[d.Index] = true
+			if d.ID == "" || d.Name == "" || d.Arguments != "" {
+				t.Errorf("delta %d: got %+v, want the first piece of call %d with its id and name only", i, d, d.Index)
+			}
+			continue
+		}
+		if d.ID != "" || d.Name != "" || d.Arguments == "" {
+			t.Errorf("delta %d: got %+v, want a piece of arguments only", i, d)
+		}
+	}
+	if r.toolDeltas[10].Index != 1 || r.toolDeltas[9].Index != 0 {
+		t.Errorf("got the second call starting at %+v, want it after the first call's 10 pieces", r.toolDeltas[10])
 	}
 }
 
@@ -409,5 +462,35 @@ func TestCloseFromAnotherGoroutine(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Recv did not return after Close")
+	}
+}
+
+// An answer cut at the token limit ends like any other (io.EOF), and the
+// caller learns why from the finish reason.
+func TestFinishReasonLengthReachesTheCaller(t *testing.T) {
+	srv := llmtest.NewServer()
+	t.Cleanup(srv.Close)
+	srv.Answer = func(llmtest.Request) llmtest.Reply {
+		return llmtest.Reply{Chunks: llmtest.Words("one two three four five six", 1)}
+	}
+	c, _ := newClient(t, srv.Server, nil)
+	req := userRequest("gpt-4o", "count to six")
+	req.MaxTokens = 3
+	s, err := c.Stream(t.Context(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := collect(t, s)
+	if r.err != nil {
+		t.Fatalf("got %v, want a normal end", r.err)
+	}
+	if r.finish != FinishLength {
+		t.Errorf("got finish reason %q, want %q", r.finish, FinishLength)
+	}
+	if r.text != "one two three " {
+		t.Errorf("got text %q, want the first 3 tokens", r.text)
+	}
+	if got := srv.Requests()[0].MaxTokens; got != 3 {
+		t.Errorf("the endpoint got max_tokens %d, want 3", got)
 	}
 }
