@@ -189,7 +189,8 @@ type Store interface {
 	// the setting, and that scope; ok is false when none has it.
 	ResolveSetting(ctx context.Context, name Setting, scopes ...Scope) (value string, from Scope, ok bool, err error)
 
-	// Ops: usage counters, conversation claims, pending questions.
+	// Ops: usage counters, conversation claims, pending questions,
+	// replica heartbeats.
 	Ops
 
 	// Close releases the store's connections.

@@ -34,6 +34,15 @@ type UsageFilter struct {
 // replica finds its own earlier streams once their claims have expired, so
 // an owner names one process run (say, host name and start time), and
 // recovery claims a conversation before correcting its stranded answers.
+//
+// Replicas: a platform's rate limits belong to a whole workspace, so
+// replicas sharing one database split each budget between the replicas
+// alive. Each replica calls Heartbeat well within its ttl, under the same
+// owner it claims conversations as, and Leave when it shuts down; the
+// owners Heartbeat returns are the replicas to split between. A lease is
+// timed by the database's clock, never the caller's, so that clock skew
+// between replica hosts can neither end a live replica's lease early nor
+// keep a dead one's.
 type Ops interface {
 	// AddUsage adds u to the counter k (creating it), atomically across processes.
 	// It returns an error when k has no Platform or no Day.
@@ -51,4 +60,12 @@ type Ops interface {
 	// Pending returns the user messages of conversation convID that no assistant message answers yet (none has ReplyTo equal to their ID), oldest first, at most limit (0: all).
 	// It returns ErrNotFound when the conversation does not exist.
 	Pending(ctx context.Context, convID int64, limit int) ([]Message, error)
+	// Heartbeat records that replica owner is alive until ttl from now, removes the replicas whose lease has lapsed, and returns the owners alive now, owner among them, sorted.
+	// Each heartbeat sets owner's lease to ttl from its own now, so
+	// renewing extends it. Now is the database's clock. The owners sort by
+	// their bytes, as slices.Sort sorts them. It returns an error when owner
+	// is empty or ttl is not positive.
+	Heartbeat(ctx context.Context, owner string, ttl time.Duration) (live []string, err error)
+	// Leave ends owner's lease at once (a clean shutdown), so that the others stop counting it without waiting for the lease to lapse; leaving without a lease is not an error.
+	Leave(ctx context.Context, owner string) error
 }

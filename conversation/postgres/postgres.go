@@ -24,6 +24,8 @@ import (
 // Options configures a Store. The zero value is ready to use.
 type Options struct {
 	// Now is the clock for the times the store records; default time.Now.
+	// Replica leases (Heartbeat) are timed by the database's clock
+	// instead, so that the replicas' clocks need not agree.
 	Now func() time.Time
 }
 

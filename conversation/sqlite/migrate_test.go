@@ -164,9 +164,9 @@ func firstMigrations(t *testing.T, n int) fs.FS {
 	return fsys
 }
 
-// TestMigrateFromFirstVersion upgrades a database written before usage
-// and claims existed: what it held is kept, and the new operations work
-// on it.
+// TestMigrateFromFirstVersion upgrades a database written before usage,
+// claims and replica heartbeats existed: what it held is kept, and the new
+// operations work on it.
 func TestMigrateFromFirstVersion(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "parley.db")
 	s, err := open(t.Context(), path, Options{}, firstMigrations(t, 1))
@@ -202,5 +202,8 @@ func TestMigrateFromFirstVersion(t *testing.T) {
 	}
 	if st, err := s.Stranded(t.Context(), "slack"); err != nil || len(st) != 0 {
 		t.Errorf("Stranded of a claimed conversation: got %d messages, %v; want none", len(st), err)
+	}
+	if live, err := s.Heartbeat(t.Context(), "replica-a", time.Minute); err != nil || len(live) != 1 || live[0] != "replica-a" {
+		t.Errorf("Heartbeat after the upgrade: got %q, %v; want [replica-a]", live, err)
 	}
 }

@@ -26,6 +26,8 @@ import (
 // Options configures a Store. The zero value is ready to use.
 type Options struct {
 	// Now is the clock for the times the store records; default time.Now.
+	// It also times claims and replica leases (Heartbeat): the processes
+	// on one file share one host, so their clocks cannot disagree.
 	Now func() time.Time
 }
 

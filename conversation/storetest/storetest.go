@@ -64,6 +64,13 @@ func Run(t *testing.T, newStore func(t *testing.T) conversation.Store) {
 		{"Isolation/Usage", testIsolationUsage},
 		{"Concurrency/Claim", testConcurrentClaim},
 		{"Concurrency/AddUsage", testConcurrentAddUsage},
+		{"Heartbeat/SeesItself", testHeartbeatSeesItself},
+		{"Heartbeat/SeeEachOther", testHeartbeatSeeEachOther},
+		{"Heartbeat/Lapse", testHeartbeatLapse},
+		{"Heartbeat/Renew", testHeartbeatRenew},
+		{"Heartbeat/Leave", testHeartbeatLeave},
+		{"Heartbeat/Validation", testHeartbeatValidation},
+		{"Concurrency/Heartbeat", testConcurrentHeartbeat},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -89,6 +96,8 @@ func RunShared(t *testing.T, newPair func(t *testing.T) (a, b conversation.Store
 		{"StrandedSkipsClaimed", testSharedStrandedSkipsClaimed},
 		{"ConcurrentClaim", testSharedConcurrentClaim},
 		{"ConcurrentAddUsage", testSharedConcurrentAddUsage},
+		{"Heartbeat", testSharedHeartbeat},
+		{"ConcurrentHeartbeat", testSharedConcurrentHeartbeat},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
