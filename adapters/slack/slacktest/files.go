@@ -13,6 +13,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Slack's limits on files, as the fake applies them by default.
@@ -149,7 +150,7 @@ func (s *Server) UserFiles(channel, threadTS, user, text string, files ...map[st
 			m.Files = append(m.Files, id)
 		}
 	}
-	s.addLocked(m)
+	s.addLocked(m, s.cfg.Now())
 	ev := func(typ string) map[string]any {
 		e := map[string]any{
 			"type": typ, "channel": m.Channel, "user": user, "text": text, "ts": m.TS, "event_ts": m.TS,
@@ -190,7 +191,7 @@ func (s *Server) getUploadURL(form url.Values) (map[string]any, apiError) {
 // completeUpload answers files.completeUploadExternal: it shares the
 // uploaded files in channel (and thread) as one message of the bot.
 // s.mu is held.
-func (s *Server) completeUpload(form url.Values, channel string) (map[string]any, apiError) {
+func (s *Server) completeUpload(form url.Values, channel string, now time.Time) (map[string]any, apiError) {
 	var summaries []struct {
 		ID    string `json:"id"`
 		Title string `json:"title"`
@@ -230,7 +231,7 @@ func (s *Server) completeUpload(form url.Values, channel string) (map[string]any
 		m.Files = append(m.Files, f.ID)
 		out = append(out, map[string]any{"id": f.ID, "title": f.Title})
 	}
-	s.addLocked(m)
+	s.addLocked(m, now)
 	return map[string]any{"files": out}, ""
 }
 

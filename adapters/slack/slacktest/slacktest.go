@@ -5,6 +5,11 @@
 // and length limits, and refuses what Slack refuses (chat.update on an open
 // stream, appends to a closed one).
 //
+// The rate limits are Slack's by default (Tiers, per method, per workspace,
+// and per channel for chat.postMessage); a test that relaxes them says so
+// in its name. The fake logs every call (CallLog) and every visible change
+// of a message (Message.Changes) for tests and benchmarks to count.
+//
 // It is for tests only; it serves loopback only.
 package slacktest
 
@@ -14,6 +19,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,15 +30,6 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// Limit is a rate limit the fake enforces on one Web API method: a token
-// bucket of Burst calls refilled one per Every, per channel or per
-// workspace.
-type Limit struct {
-	Every      time.Duration
-	Burst      int
-	PerChannel bool
-}
-
 // Config configures a Server. Zero values are documented defaults.
 type Config struct {
 	BotToken  string // default "xoxb-test-token"
@@ -40,8 +37,18 @@ type Config struct {
 	TeamID    string // default "T0TEAM"
 	BotUserID string // default "U0BOT"
 	BotID     string // default "B0BOT"
-	// Limits by method name ("chat.update"); none by default.
-	Limits map[string]Limit
+	// Limits replaces Slack's limit (Tiers, DefaultLimit) on the methods it
+	// names ("chat.update"); a zero Limit lifts a method's limit. Unlimited
+	// turns every rate limit off; injected faults still apply.
+	//
+	// By default the fake limits every method as Slack does. A test that
+	// relaxes a limit (Unlimited, or a Limit looser than Slack's) says so
+	// in its name, TestXxxUnlimited: New fails any other.
+	Limits    map[string]Limit
+	Unlimited bool
+	// Now is the clock of the rate limits and of the times the fake
+	// records; default time.Now.
+	Now func() time.Time
 	// MaxText is the most characters chat.postMessage and chat.update take;
 	// default 4,000 (msg_too_long beyond).
 	MaxText int
@@ -74,14 +81,19 @@ type Message struct {
 	User     string
 	BotID    string
 	// Text is what the message shows: mrkdwn for chat.postMessage and
-	// chat.update, Markdown for a native stream.
+	// chat.update, Markdown for a native stream (at most MaxStreamText
+	// characters in all).
 	Text string
 	// Streamed: started with chat.startStream; Streaming: not stopped yet.
 	Streamed  bool
 	Streaming bool
 	Recipient string // recipient_user_id of a stream
-	// Edits counts chat.update and chat.appendStream calls that changed it.
+	// Edits counts the chat.update, chat.appendStream and chat.stopStream
+	// calls that changed its text.
 	Edits int
+	// Changes holds the time of each visible change: its creation with
+	// something to show (text, blocks, files), then each edit.
+	Changes []time.Time
 	// RateLimited counts the 429s answered to calls on this message.
 	RateLimited int
 	Deleted     bool
@@ -108,10 +120,12 @@ type Server struct {
 	msgs        []*Message
 	byKey       map[string]*Message // channel/ts
 	seq         int64
-	buckets     map[string]*tokenBucket
+	limits      map[string]Limit // Slack's, with Config.Limits applied
+	buckets     map[string]*bucket
 	faults      map[string][]Fault
 	calls       map[string]int
 	limited     map[string]int
+	log         []Call
 	gone        map[string]bool // channels that no longer exist
 	statuses    []Status
 	responses   []json.RawMessage
@@ -147,11 +161,28 @@ func New(tb testing.TB, cfg Config) *Server {
 	if cfg.KeepBytes == 0 {
 		cfg.KeepBytes = DefaultKeepBytes
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	checkRelaxed(tb, cfg)
+	limits := make(map[string]Limit, len(Tiers)+len(cfg.Limits))
+	for method, l := range Tiers {
+		limits[method] = l
+	}
+	for method, l := range cfg.Limits {
+		for _, r := range []Rate{l.Workspace, l.Channel} {
+			if r != (Rate{}) && (r.Every <= 0 || r.Burst <= 0) {
+				tb.Fatalf("slacktest: Config.Limits[%q]: %+v needs a positive Every and Burst", method, r)
+			}
+		}
+		limits[method] = l
+	}
 	s := &Server{
 		cfg:     cfg,
 		tb:      tb,
 		byKey:   make(map[string]*Message),
-		buckets: make(map[string]*tokenBucket),
+		limits:  limits,
+		buckets: make(map[string]*bucket),
 		faults:  make(map[string][]Fault),
 		calls:   make(map[string]int),
 		limited: make(map[string]int),
@@ -247,7 +278,7 @@ func (s *Server) AddMessage(channel, threadTS, user, text string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	m := &Message{Channel: channel, TS: s.nextTSLocked(), ThreadTS: threadTS, User: user, Text: text}
-	s.addLocked(m)
+	s.addLocked(m, s.cfg.Now())
 	return m.TS
 }
 
@@ -257,7 +288,7 @@ func (s *Server) Messages() []Message {
 	defer s.mu.Unlock()
 	out := make([]Message, len(s.msgs))
 	for i, m := range s.msgs {
-		out[i] = *m
+		out[i] = m.clone()
 	}
 	return out
 }
@@ -270,7 +301,7 @@ func (s *Server) Message(channel, ts string) (Message, bool) {
 	if m == nil {
 		return Message{}, false
 	}
-	return *m, true
+	return m.clone(), true
 }
 
 // BotMessages returns the bot's messages in channel and thread threadTS
@@ -281,7 +312,7 @@ func (s *Server) BotMessages(channel, threadTS string) []Message {
 	var out []Message
 	for _, m := range s.msgs {
 		if m.Channel == channel && m.User == s.cfg.BotUserID && !m.Deleted && m.ThreadTS == threadTS {
-			out = append(out, *m)
+			out = append(out, m.clone())
 		}
 	}
 	return out
@@ -299,6 +330,27 @@ func (s *Server) RateLimited(method string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.limited[method]
+}
+
+// Call is one Web API call as the fake answered it.
+type Call struct {
+	Time    time.Time // by Config.Now
+	Method  string
+	Channel string
+	// TS is the message the call is about: the ts it names, or the one it
+	// created.
+	TS string
+	// Error is the error answered ("ratelimited" for a 429); "" when ok.
+	Error string
+	// RetryAfter is a 429's Retry-After.
+	RetryAfter time.Duration
+}
+
+// CallLog returns every Web API call, answered or not, in order.
+func (s *Server) CallLog() []Call {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.log)
 }
 
 // Statuses returns the assistant.threads.setStatus calls that succeeded.
@@ -328,7 +380,11 @@ func (s *Server) nextTSLocked() string {
 	return fmt.Sprintf("%d.%06d", 1700000000+s.seq/1000000, s.seq%1000000)
 }
 
-func (s *Server) addLocked(m *Message) {
+// addLocked records m, created at now.
+func (s *Server) addLocked(m *Message, now time.Time) {
+	if m.Text != "" || len(m.Files) > 0 {
+		m.Changes = append(m.Changes, now)
+	}
 	s.msgs = append(s.msgs, m)
 	s.byKey[m.Channel+"/"+m.TS] = m
 	s.changedLocked()
@@ -345,8 +401,15 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.calls[method]++
 	defer s.changedLocked()
+	now := s.cfg.Now()
+	s.calls[method]++
+	c := &Call{Time: now, Method: method}
+	defer func() { s.log = append(s.log, *c) }()
+	fail := func(e string) {
+		c.Error = e
+		writeJSON(w, map[string]any{"ok": false, "error": e})
+	}
 
 	token := r.PostForm.Get("token")
 	if h, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
@@ -357,65 +420,68 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		want = s.cfg.AppToken
 	}
 	if token != want {
-		writeJSON(w, map[string]any{"ok": false, "error": "invalid_auth"})
+		fail("invalid_auth")
 		return
 	}
 	channel := cmpStr(r.PostForm.Get("channel"), r.PostForm.Get("channel_id"))
 	ts := r.PostForm.Get("ts")
 	target := s.byKey[channel+"/"+ts]
+	c.Channel, c.TS = channel, ts
 
 	if f := s.faults[method]; len(f) > 0 {
 		s.faults[method] = f[1:]
 		if f[0].RetryAfter > 0 {
-			s.tooMany(w, method, target, f[0].RetryAfter)
+			s.tooMany(w, c, target, f[0].RetryAfter)
 			return
 		}
-		writeJSON(w, map[string]any{"ok": false, "error": f[0].Error})
+		fail(f[0].Error)
 		return
 	}
-	if l, ok := s.cfg.Limits[method]; ok {
-		key := method + "/" + s.cfg.TeamID
-		if l.PerChannel {
-			key = method + "/" + channel
+	if !s.cfg.Unlimited {
+		l, ok := s.limits[method]
+		if !ok {
+			l = DefaultLimit
 		}
-		b := s.buckets[key]
-		if b == nil {
-			b = &tokenBucket{tokens: float64(max(l.Burst, 1)), last: time.Now()}
-			s.buckets[key] = b
-		}
-		if wait := b.take(l, time.Now()); wait > 0 {
-			s.tooMany(w, method, target, int(math.Ceil(wait.Seconds())))
+		if wait := s.takeLocked(method, channel, l, now); wait > 0 {
+			// Retry-After is whole seconds: a wait of 100 ms says 1.
+			s.tooMany(w, c, target, int(math.Ceil(wait.Seconds())))
 			return
 		}
 	}
 	if channel != "" && s.gone[channel] {
-		writeJSON(w, map[string]any{"ok": false, "error": "channel_not_found"})
+		fail("channel_not_found")
 		return
 	}
-	res, err := s.call(method, r, channel, target)
+	res, err := s.call(method, r, channel, target, now)
 	if err != "" {
-		writeJSON(w, map[string]any{"ok": false, "error": string(err)})
+		fail(string(err))
 		return
 	}
 	if res == nil {
 		res = map[string]any{}
 	}
+	if created, ok := res["ts"].(string); ok && c.TS == "" {
+		c.TS = created
+	}
 	res["ok"] = true
 	writeJSON(w, res)
 }
 
-func (s *Server) tooMany(w http.ResponseWriter, method string, target *Message, retryAfter int) {
-	s.limited[method]++
+// tooMany answers call c with a 429. s.mu is held.
+func (s *Server) tooMany(w http.ResponseWriter, c *Call, target *Message, retryAfter int) {
+	retryAfter = max(retryAfter, 1)
+	s.limited[c.Method]++
 	if target != nil {
 		target.RateLimited++
 	}
-	w.Header().Set("Retry-After", strconv.Itoa(max(retryAfter, 1)))
+	c.Error, c.RetryAfter = "ratelimited", time.Duration(retryAfter)*time.Second
+	w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
 	w.WriteHeader(http.StatusTooManyRequests)
 	writeJSON(w, map[string]any{"ok": false, "error": "ratelimited"})
 }
 
-// call answers one Web API method. s.mu is held.
-func (s *Server) call(method string, r *http.Request, channel string, target *Message) (map[string]any, apiError) {
+// call answers one Web API method at now. s.mu is held.
+func (s *Server) call(method string, r *http.Request, channel string, target *Message, now time.Time) (map[string]any, apiError) {
 	form := r.PostForm
 	runes := utf8.RuneCountInString
 	switch method {
@@ -438,7 +504,10 @@ func (s *Server) call(method string, r *http.Request, channel string, target *Me
 		}
 		thread := form.Get("thread_ts")
 		m := &Message{Channel: channel, TS: s.nextTSLocked(), ThreadTS: thread, User: s.cfg.BotUserID, BotID: s.cfg.BotID, Text: text}
-		s.addLocked(m)
+		if text == "" {
+			m.Changes = append(m.Changes, now) // blocks only
+		}
+		s.addLocked(m, now)
 		s.echoLocked(m)
 		return map[string]any{"channel": channel, "ts": m.TS, "message": map[string]any{"text": text, "ts": m.TS}}, ""
 	case "chat.update":
@@ -458,6 +527,7 @@ func (s *Server) call(method string, r *http.Request, channel string, target *Me
 		if target.Text != text {
 			target.Text = text
 			target.Edits++
+			target.Changes = append(target.Changes, now)
 			s.echoChangeLocked(target, "message_changed")
 		}
 		return map[string]any{"channel": channel, "ts": target.TS, "text": text}, ""
@@ -479,14 +549,14 @@ func (s *Server) call(method string, r *http.Request, channel string, target *Me
 			return nil, "invalid_arguments"
 		case form.Get("thread_ts") == "":
 			return nil, "invalid_arguments"
-		case runes(md) > 12000:
+		case runes(md) > MaxStreamText:
 			return nil, "msg_too_long"
 		}
 		m := &Message{
 			Channel: channel, TS: s.nextTSLocked(), ThreadTS: form.Get("thread_ts"), User: s.cfg.BotUserID, BotID: s.cfg.BotID,
 			Text: md, Streamed: true, Streaming: true, Recipient: form.Get("recipient_user_id"),
 		}
-		s.addLocked(m)
+		s.addLocked(m, now)
 		s.echoLocked(m)
 		return map[string]any{"channel": channel, "ts": m.TS}, ""
 	case "chat.appendStream", "chat.stopStream":
@@ -496,7 +566,11 @@ func (s *Server) call(method string, r *http.Request, channel string, target *Me
 			return nil, "message_not_found"
 		case !target.Streaming:
 			return nil, "message_not_in_streaming_state"
-		case runes(md) > 12000:
+		case runes(md) > MaxStreamText:
+			return nil, "msg_too_long"
+		case runes(target.Text)+runes(md) > MaxStreamText:
+			// The whole message is capped too; the call changes nothing,
+			// and the stream stays open.
 			return nil, "msg_too_long"
 		case method == "chat.appendStream" && md == "":
 			return nil, "invalid_arguments"
@@ -504,6 +578,7 @@ func (s *Server) call(method string, r *http.Request, channel string, target *Me
 		if md != "" {
 			target.Text += md
 			target.Edits++
+			target.Changes = append(target.Changes, now)
 		}
 		if method == "chat.stopStream" {
 			target.Streaming = false
@@ -512,7 +587,7 @@ func (s *Server) call(method string, r *http.Request, channel string, target *Me
 	case "files.getUploadURLExternal":
 		return s.getUploadURL(form)
 	case "files.completeUploadExternal":
-		return s.completeUpload(form, channel)
+		return s.completeUpload(form, channel, now)
 	case "assistant.threads.setStatus":
 		if s.cfg.StatusError != "" {
 			return nil, apiError(s.cfg.StatusError)
@@ -574,22 +649,12 @@ func (s *Server) serveResponse(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte("ok"))
 }
 
-// tokenBucket is the fake's limiter.
-type tokenBucket struct {
-	tokens float64
-	last   time.Time
-}
-
-// take takes a token, or returns how long until one is there.
-func (b *tokenBucket) take(l Limit, now time.Time) time.Duration {
-	burst := float64(max(l.Burst, 1))
-	b.tokens = math.Min(burst, b.tokens+float64(now.Sub(b.last))/float64(l.Every))
-	b.last = now
-	if b.tokens >= 1 {
-		b.tokens--
-		return 0
-	}
-	return time.Duration((1 - b.tokens) * float64(l.Every))
+// clone returns a copy of m that shares nothing with it.
+func (m *Message) clone() Message {
+	c := *m
+	c.Changes = slices.Clone(m.Changes)
+	c.Files = slices.Clone(m.Files)
+	return c
 }
 
 func channelType(channel string) string {

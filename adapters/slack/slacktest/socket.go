@@ -215,7 +215,7 @@ func (s *Server) UserMessage(channel, threadTS, user, text string) Posted {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	m := &Message{Channel: channel, TS: s.nextTSLocked(), ThreadTS: threadTS, User: user, Text: text}
-	s.addLocked(m)
+	s.addLocked(m, s.cfg.Now())
 	ev := func(typ string) map[string]any {
 		e := map[string]any{"type": typ, "channel": m.Channel, "user": user, "text": text, "ts": m.TS, "event_ts": m.TS, "team": s.cfg.TeamID}
 		if typ == "message" {
