@@ -1,13 +1,17 @@
 // Package discordtest is a fake Discord for tests: an httptest server that
 // speaks the REST API (messages, file uploads, threads, typing,
-// interactions, commands, with rate-limit headers and 429s), a CDN serving
-// users' attachments, and the gateway (HELLO, IDENTIFY,
-// READY, heartbeats, RESUME with replay, INVALID_SESSION) over a real
-// websocket, so that the real discordgo client runs against it.
+// interactions, commands), a CDN serving users' attachments, and the
+// gateway (HELLO, IDENTIFY, READY, heartbeats, RESUME with replay,
+// INVALID_SESSION) over a real websocket, so that the real discordgo client
+// runs against it.
 //
-// It keeps every message with its final content and edit count, so a test
-// asserts what a user would see. It speaks JSON only and imports no Discord
-// library.
+// It limits calls as Discord does: per-route buckets with the figures
+// Discord announces (Limits), the bot's global limit, the rate-limit
+// headers and 429s, timed by a clock a test may replace.
+//
+// It keeps every message with its final content, edit count and the times
+// it changed, and counts calls and 429s per route, so a test asserts what
+// a user would see. It speaks JSON only and imports no Discord library.
 package discordtest
 
 import (
@@ -32,14 +36,25 @@ type Options struct {
 	// Token is the bot token the server accepts (without "Bot "); default
 	// "test-token".
 	Token string
-	// Window and ChannelLimit are each per-channel bucket's window and size;
-	// default 5 calls per 5 s, as Discord's message bucket.
-	Window       time.Duration
+	// Limits is the table of per-route limits; default Limits(), the
+	// figures Discord announces. An empty table leaves only the global
+	// limit. The options below that change limits relax Discord's (or
+	// tighten them): a test that sets one says so in its name.
+	Limits []Limit
+	// Window, when set, scales every window of the table so that the
+	// message buckets' 5 s becomes Window, as if time ran faster for the
+	// per-route limits; the global limit keeps GlobalWindow.
+	Window time.Duration
+	// ChannelLimit, when set, is the size of every per-route bucket.
 	ChannelLimit int
 	// GlobalLimit is the calls allowed per GlobalWindow across the bot
-	// (interactions excepted); default 50 per second.
+	// (interaction endpoints excepted); default 50 per second, Discord's.
 	GlobalLimit  int
 	GlobalWindow time.Duration
+	// Now is the server's clock; default time.Now. It times the rate-limit
+	// windows and stamps messages and their changes, so that a test can
+	// advance time instead of waiting.
+	Now func() time.Time
 	// HeartbeatInterval is sent in HELLO; default 41.25 s.
 	HeartbeatInterval time.Duration
 	// UploadLimit is the largest file a message may carry; a larger one
@@ -86,6 +101,10 @@ type Message struct {
 	// Edits counts successful edits; Deleted is set once deleted.
 	Edits   int
 	Deleted bool
+	// Changes are the times the message changed in sight of users: its
+	// creation, then each edit (Discord marks every edit, even one that
+	// leaves the text as it was).
+	Changes []time.Time
 	// AllowedMentions is the allowed_mentions the client sent, as sent
 	// ("" when absent).
 	AllowedMentions string
@@ -123,10 +142,15 @@ type Stats struct {
 	Requests    int // REST requests
 	RateLimited int // 429s answered
 	GlobalLimit int // of which global
+	// Routes counts, per route, the authorized calls (429s included) and
+	// the 429s apart by cause. Calls the server does not serve count under
+	// RouteOther.
+	Routes      map[Route]RouteStats
 	Identifies  int
 	Resumes     int // successful resumes
 	Invalidated int // INVALID_SESSION sent
-	Typing      int
+	Typing      int // typing indicators sent
+	Threads     int // threads started from messages
 	Connections int // gateway connections accepted
 	Heartbeats  int // heartbeats acknowledged
 	Uploads     int // files received with messages
@@ -135,6 +159,13 @@ type Stats struct {
 	// carried an Authorization header (a leak: the CDN needs none).
 	CDNRequests  int
 	CDNWithToken int
+}
+
+// RouteStats counts the calls of one route.
+type RouteStats struct {
+	Calls         int
+	Limited       int // 429s of the route's own bucket
+	GlobalLimited int // 429s of the global limit
 }
 
 // Interaction is a slash command or autocomplete request sent by Interact.
@@ -184,8 +215,10 @@ type Server struct {
 	AppID   string
 	GuildID string // a guild created at start
 
-	opts Options
-	srv  *httptest.Server
+	opts   Options
+	now    func() time.Time
+	limits limitTable
+	srv    *httptest.Server
 
 	mu           sync.Mutex
 	nextID       uint64
@@ -198,6 +231,7 @@ type Server struct {
 	buckets      map[string]*rateBucket
 	global       rateBucket
 	stats        Stats
+	routes       map[Route]*RouteStats // Stats.Routes
 	typing       map[string]int
 	identify     json.RawMessage
 	session      *session
@@ -216,11 +250,22 @@ func New(t testing.TB, opts Options) *Server {
 	if opts.Token == "" {
 		opts.Token = "test-token"
 	}
-	if opts.Window <= 0 {
-		opts.Window = 5 * time.Second
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
-	if opts.ChannelLimit <= 0 {
-		opts.ChannelLimit = 5
+	rows := opts.Limits
+	if rows == nil {
+		rows = Limits()
+	} else {
+		rows = slices.Clone(rows)
+	}
+	for i := range rows {
+		if opts.Window > 0 {
+			rows[i].Window = time.Duration(float64(rows[i].Window) * float64(opts.Window) / float64(5*time.Second))
+		}
+		if opts.ChannelLimit > 0 && rows[i].Limit > 0 {
+			rows[i].Limit = opts.ChannelLimit
+		}
 	}
 	if opts.GlobalLimit <= 0 {
 		opts.GlobalLimit = 50
@@ -236,6 +281,9 @@ func New(t testing.TB, opts Options) *Server {
 	}
 	s := &Server{
 		opts:         opts,
+		now:          opts.Now,
+		limits:       newLimitTable(rows),
+		global:       rateBucket{limit: opts.GlobalLimit, window: opts.GlobalWindow},
 		nextID:       1_100_000_000_000_000_000,
 		users:        make(map[string]User),
 		channels:     make(map[string]*Channel),
@@ -243,6 +291,7 @@ func New(t testing.TB, opts Options) *Server {
 		interactions: make(map[string]*interaction),
 		commands:     make(map[string]json.RawMessage),
 		buckets:      make(map[string]*rateBucket),
+		routes:       make(map[Route]*RouteStats),
 		typing:       make(map[string]int),
 		conns:        make(map[*gwConn]struct{}),
 		changed:      make(chan struct{}),
@@ -411,7 +460,7 @@ func (s *Server) Messages(channel string) []Message {
 	var out []Message
 	for _, id := range s.order {
 		if m := s.messages[id]; m.ChannelID == channel {
-			out = append(out, *m)
+			out = append(out, m.clone())
 		}
 	}
 	return out
@@ -423,7 +472,7 @@ func (s *Server) AllMessages() []Message {
 	defer s.mu.Unlock()
 	out := make([]Message, 0, len(s.order))
 	for _, id := range s.order {
-		out = append(out, *s.messages[id])
+		out = append(out, s.messages[id].clone())
 	}
 	return out
 }
@@ -447,7 +496,15 @@ func (s *Server) Message(id string) (Message, bool) {
 	if !ok {
 		return Message{}, false
 	}
-	return *m, true
+	return m.clone(), true
+}
+
+// clone copies a message with its slices, which the server appends to.
+func (m *Message) clone() Message {
+	c := *m
+	c.Changes = slices.Clone(m.Changes)
+	c.Attachments = slices.Clone(m.Attachments)
+	return c
 }
 
 // Stats returns the counters.
@@ -455,6 +512,10 @@ func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.stats
+	st.Routes = make(map[Route]RouteStats, len(s.routes))
+	for r, rs := range s.routes {
+		st.Routes[r] = *rs
+	}
 	return st
 }
 
@@ -510,7 +571,7 @@ var mentionRE = regexp.MustCompile(`<@!?([0-9]+)>`)
 func (s *Server) Post(channel string, author User, content string, replyTo string) Message {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m := &Message{ID: s.newID(), ChannelID: channel, Author: author, Content: content, Time: time.Now().UTC()}
+	m := &Message{ID: s.newID(), ChannelID: channel, Author: author, Content: content, Time: s.now().UTC()}
 	if c, ok := s.channels[channel]; ok {
 		m.GuildID = c.GuildID
 	}
@@ -551,7 +612,7 @@ func signature(p string) string {
 func (s *Server) PostFiles(channel string, author User, content string, files ...Attachment) Message {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m := &Message{ID: s.newID(), ChannelID: channel, Author: author, Content: content, Time: time.Now().UTC(),
+	m := &Message{ID: s.newID(), ChannelID: channel, Author: author, Content: content, Time: s.now().UTC(),
 		Attachments: slices.Clone(files)}
 	if c, ok := s.channels[channel]; ok {
 		m.GuildID = c.GuildID
@@ -583,7 +644,7 @@ func (s *Server) PostWebhook(channel, content string) Message {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	m := &Message{ID: s.newID(), ChannelID: channel, Author: User{ID: s.newID(), Username: "hook", Bot: true},
-		Content: content, WebhookID: s.newID(), Time: time.Now().UTC()}
+		Content: content, WebhookID: s.newID(), Time: s.now().UTC()}
 	if c, ok := s.channels[channel]; ok {
 		m.GuildID = c.GuildID
 	}
@@ -592,6 +653,7 @@ func (s *Server) PostWebhook(channel, content string) Message {
 }
 
 func (s *Server) addMessageLocked(m *Message) {
+	m.Changes = append(m.Changes, m.Time)
 	s.messages[m.ID] = m
 	s.order = append(s.order, m.ID)
 	if m.Flags&64 == 0 {
@@ -717,14 +779,6 @@ func (s *Server) rolesLocked(user string) []string {
 		return r
 	}
 	return []string{}
-}
-
-// rateBucket is a fixed window of calls.
-type rateBucket struct {
-	hash  string
-	limit int
-	count int
-	start time.Time
 }
 
 func (s *Server) String() string { return fmt.Sprintf("discordtest.Server(%s)", s.URL) }

@@ -6,14 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"mime"
 	"mime/multipart"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
 )
 
@@ -113,16 +111,25 @@ func (s *Server) serveREST(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusRequestEntityTooLarge, &apiError{Code: 40005, Msg: "Request entity too large"})
 		return
 	}
-	interactive := seg[0] == "interactions" || seg[0] == "webhooks"
+	// The interaction endpoints take the interaction's token in the path
+	// instead of the bot's, and escape the global limit.
+	interactive := outsideGlobal(seg)
 	if !interactive && r.Header.Get("Authorization") != "Bot "+s.opts.Token {
 		writeJSON(w, 401, map[string]any{"message": "401: Unauthorized", "code": 0})
 		return
 	}
-	now := time.Now()
-	if !interactive && !s.takeGlobalLocked(w, now) {
+	route := routeOf(r.Method, seg)
+	rs := s.routes[route]
+	if rs == nil {
+		rs = &RouteStats{}
+		s.routes[route] = rs
+	}
+	rs.Calls++
+	now := s.now()
+	if !interactive && !s.takeGlobalLocked(w, now, rs) {
 		return
 	}
-	if b := s.bucketLocked(r.Method, seg); b != nil && !s.takeLocked(w, b, now) {
+	if b := s.bucketLocked(route, seg, now); b != nil && !s.takeLocked(w, b, now, rs) {
 		return
 	}
 	status, v := s.routeLocked(r, seg, body, files)
@@ -141,91 +148,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(v)
-}
-
-// bucketLocked returns the bucket of a route, keyed by hash and major
-// parameter: creating and editing messages in a channel share one.
-func (s *Server) bucketLocked(method string, seg []string) *rateBucket {
-	var hash, major string
-	switch {
-	case seg[0] == "channels" && len(seg) >= 3 && seg[2] == "messages" && (len(seg) == 3 && method == "POST" || len(seg) == 4 && method == "PATCH"):
-		hash, major = "msg-create-edit", seg[1]
-	case seg[0] == "channels" && len(seg) == 4 && seg[2] == "messages" && method == "DELETE":
-		hash, major = "msg-delete", seg[1]
-	case seg[0] == "channels" && len(seg) == 3 && seg[2] == "messages":
-		hash, major = "msg-read", seg[1]
-	case seg[0] == "channels" && len(seg) == 5 && seg[4] == "threads":
-		hash, major = "thread-create", seg[1]
-	case seg[0] == "channels" && len(seg) == 3 && seg[2] == "typing":
-		hash, major = "typing", seg[1]
-	case seg[0] == "channels" && len(seg) == 2:
-		hash, major = "channel", seg[1]
-	case seg[0] == "interactions" && len(seg) >= 3:
-		hash, major = "interaction", seg[1]
-	case seg[0] == "webhooks" && len(seg) >= 3:
-		hash, major = "webhook", seg[1]+"/"+seg[2]
-	default:
-		return nil
-	}
-	key := hash + "|" + major
-	b, ok := s.buckets[key]
-	if !ok {
-		b = &rateBucket{hash: hash, limit: s.opts.ChannelLimit}
-		s.buckets[key] = b
-	}
-	return b
-}
-
-// takeLocked counts a call against b, or answers 429.
-func (s *Server) takeLocked(w http.ResponseWriter, b *rateBucket, now time.Time) bool {
-	window := s.opts.Window
-	if b.start.IsZero() || !now.Before(b.start.Add(window)) {
-		b.start, b.count = now, 0
-	}
-	resetAfter := b.start.Add(window).Sub(now)
-	h := w.Header()
-	h.Set("X-RateLimit-Limit", strconv.Itoa(b.limit))
-	h.Set("X-RateLimit-Bucket", b.hash)
-	h.Set("X-RateLimit-Reset", fmt.Sprintf("%.3f", float64(b.start.Add(window).UnixMilli())/1000))
-	h.Set("X-RateLimit-Reset-After", ceilSeconds(resetAfter))
-	if b.count >= b.limit {
-		h.Set("X-RateLimit-Remaining", "0")
-		h.Set("X-RateLimit-Scope", "user")
-		s.limitedLocked(w, resetAfter, false)
-		return false
-	}
-	b.count++
-	h.Set("X-RateLimit-Remaining", strconv.Itoa(b.limit-b.count))
-	return true
-}
-
-func (s *Server) takeGlobalLocked(w http.ResponseWriter, now time.Time) bool {
-	g := &s.global
-	if g.start.IsZero() || !now.Before(g.start.Add(s.opts.GlobalWindow)) {
-		g.start, g.count = now, 0
-	}
-	if g.count >= s.opts.GlobalLimit {
-		w.Header().Set("X-RateLimit-Global", "true")
-		w.Header().Set("X-RateLimit-Scope", "global")
-		s.stats.GlobalLimit++
-		s.limitedLocked(w, g.start.Add(s.opts.GlobalWindow).Sub(now), true)
-		return false
-	}
-	g.count++
-	return true
-}
-
-func (s *Server) limitedLocked(w http.ResponseWriter, after time.Duration, global bool) {
-	s.stats.RateLimited++
-	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(after.Seconds()))))
-	writeJSON(w, http.StatusTooManyRequests, map[string]any{
-		"message": "You are being rate limited.", "retry_after": math.Ceil(after.Seconds()*1000) / 1000, "global": global,
-	})
-	s.notifyLocked()
-}
-
-func ceilSeconds(d time.Duration) string {
-	return strconv.FormatFloat(math.Ceil(d.Seconds()*1000)/1000, 'f', 3, 64)
 }
 
 // routeLocked runs one REST call and returns its status and JSON value.
@@ -333,7 +255,7 @@ func (s *Server) createMessageLocked(channel string, body []byte, files []upload
 		return 0, &apiError{status: 400, Code: 50006, Msg: "Cannot send an empty message"}
 	}
 	msg := &Message{ID: s.newID(), ChannelID: channel, GuildID: s.channels[channel].GuildID,
-		Author: s.users[s.BotID], Time: time.Now().UTC()}
+		Author: s.users[s.BotID], Time: s.now().UTC()}
 	if v.Content != nil {
 		msg.Content = *v.Content
 	}
@@ -378,6 +300,7 @@ func (s *Server) editMessageLocked(channel, id string, body []byte) (int, any) {
 		msg.AllowedMentions = string(*v.AllowedMentions)
 	}
 	msg.Edits++
+	msg.Changes = append(msg.Changes, s.now().UTC())
 	s.notifyLocked()
 	return 200, s.messageJSONLocked(msg)
 }
@@ -447,6 +370,7 @@ func (s *Server) startThreadLocked(channel, message string, body []byte) (int, a
 	}
 	th := &Channel{ID: message, Type: ChannelThread, GuildID: c.GuildID, ParentID: channel, Name: v.Name}
 	s.channels[th.ID] = th
+	s.stats.Threads++
 	s.dispatchLocked("THREAD_CREATE", map[string]any{"id": th.ID, "type": th.Type, "guild_id": th.GuildID,
 		"parent_id": th.ParentID, "name": th.Name, "newly_created": true})
 	s.notifyLocked()
@@ -495,17 +419,12 @@ func (s *Server) callbackLocked(id, token string, body []byte) (int, any) {
 		}
 		in.resp.Ephemeral = v.Data.Flags&64 != 0
 		msg := &Message{ID: s.newID(), ChannelID: in.spec.ChannelID, GuildID: in.spec.GuildID,
-			Author: s.users[s.BotID], Content: content, Type: 20, Flags: v.Data.Flags & 64, Time: time.Now().UTC()}
+			Author: s.users[s.BotID], Content: content, Type: 20, Flags: v.Data.Flags & 64, Time: s.now().UTC()}
 		if v.Data.AllowedMentions != nil {
 			msg.AllowedMentions = string(*v.Data.AllowedMentions)
 		}
 		in.original = msg
-		if v.Type == 4 || !in.resp.Ephemeral {
-			s.addMessageLocked(msg)
-		} else {
-			s.messages[msg.ID] = msg
-			s.order = append(s.order, msg.ID)
-		}
+		s.addMessageLocked(msg)
 	case 8:
 		for _, c := range v.Data.Choices {
 			in.resp.Choices = append(in.resp.Choices, fmt.Sprint(c.Value))
@@ -535,6 +454,7 @@ func (s *Server) originalLocked(method, token string, body []byte) (int, any) {
 			in.original.AllowedMentions = string(*v.AllowedMentions)
 		}
 		in.original.Edits++
+		in.original.Changes = append(in.original.Changes, s.now().UTC())
 		s.notifyLocked()
 		return 200, s.messageJSONLocked(in.original)
 	}
@@ -554,14 +474,8 @@ func (s *Server) followupLocked(token string, body []byte) (int, any) {
 		return 0, &apiError{status: 400, Code: 50006, Msg: "Cannot send an empty message"}
 	}
 	msg := &Message{ID: s.newID(), ChannelID: in.spec.ChannelID, GuildID: in.spec.GuildID,
-		Author: s.users[s.BotID], Content: *v.Content, Flags: v.Flags & 64, Time: time.Now().UTC()}
+		Author: s.users[s.BotID], Content: *v.Content, Flags: v.Flags & 64, Time: s.now().UTC()}
 	in.resp.Followups = append(in.resp.Followups, msg.Content)
-	if msg.Flags&64 == 0 {
-		s.addMessageLocked(msg)
-	} else {
-		s.messages[msg.ID] = msg
-		s.order = append(s.order, msg.ID)
-		s.notifyLocked()
-	}
+	s.addMessageLocked(msg)
 	return 200, s.messageJSONLocked(msg)
 }
