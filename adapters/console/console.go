@@ -99,7 +99,7 @@ func (t *Terminal) Name() string { return Name }
 // Limits are those of a terminal: one message holds any answer, and
 // nothing is paced. FinalEdit is set because the final edit is how the
 // console learns that an answer is finished.
-func (t *Terminal) Limits() bots.Limits {
+func (t *Terminal) Limits(bots.Destination) bots.Limits {
 	return bots.Limits{MaxChars: 1 << 30, FinalEdit: true}
 }
 

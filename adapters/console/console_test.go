@@ -249,8 +249,8 @@ func TestGone(t *testing.T) {
 	if err := term.Delete(ctx, bots.Destination{}, id); !errors.Is(err, bots.ErrGone) {
 		t.Errorf("second delete: got %v, want ErrGone", err)
 	}
-	if term.Name() != "console" || term.Limits().MaxChars < 1<<20 || !term.Limits().FinalEdit {
-		t.Errorf("got name %q limits %+v", term.Name(), term.Limits())
+	if term.Name() != "console" || term.Limits(bots.Destination{}).MaxChars < 1<<20 || !term.Limits(bots.Destination{}).FinalEdit {
+		t.Errorf("got name %q limits %+v", term.Name(), term.Limits(bots.Destination{}))
 	}
 }
 

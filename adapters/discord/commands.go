@@ -238,7 +238,7 @@ func (a *Adapter) command(ctx context.Context, i *discordgo.Interaction, data di
 	if strings.TrimSpace(text) == "" {
 		text = "Done."
 	}
-	parts := chunk(text, a.limits.MaxChars)
+	parts := chunk(text, maxMessageChars)
 	first := parts[0]
 	endpoint := discordgo.EndpointWebhookMessage(i.AppID, i.Token, "@original")
 	err = a.do(ctx, "PATCH", endpoint, 1, func(o []discordgo.RequestOption) error {
@@ -275,7 +275,7 @@ func (a *Adapter) ask(ctx context.Context, i *discordgo.Interaction, data discor
 			"data": responseData{Content: "Give /ask a prompt: `/ask prompt: your question`.", Flags: discordgo.MessageFlagsEphemeral},
 		})
 	}
-	shown := truncate(prompt, a.limits.MaxChars-120)
+	shown := truncate(prompt, maxMessageChars-120)
 	if model != "" {
 		shown += "\n-# model: " + truncate(model, 100)
 	}

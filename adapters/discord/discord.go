@@ -97,7 +97,9 @@ type Adapter struct {
 	log    *slog.Logger
 	s      *discordgo.Session
 	rl     *limiter
-	limits bots.Limits
+	// window is the length of the per-channel buckets the engine paces
+	// to (Discord's 5 s; tests shorten it).
+	window time.Duration
 	now    func() time.Time
 
 	// uploads is the REST client with a longer timeout; downloads fetches
@@ -182,19 +184,7 @@ func newAdapter(opts Options, e engine, logger *slog.Logger) (*Adapter, error) {
 		missed:     make(chan struct{}, 1),
 		conns:      make(map[net.Conn]struct{}),
 		cache:      newCache(),
-		limits: bots.Limits{
-			MaxChars: 2000,
-			// Creating and editing messages in one channel report the same
-			// bucket: 5 calls per 5 s, paced together.
-			ChannelPost:   bots.Rate{Every: time.Second, Burst: 5},
-			ChannelEdit:   bots.Rate{Every: time.Second, Burst: 5},
-			SharedChannel: true,
-			// A thread is a channel with buckets of its own.
-			ThreadBuckets: true,
-			Global:        bots.Rate{Every: time.Second / globalLimit, Burst: globalLimit},
-			// Typing lasts 10 s; repeat it before it fades.
-			ProgressEvery: 8 * time.Second,
-		},
+		window:     5 * time.Second,
 	}
 
 	client := &http.Client{Timeout: 20 * time.Second}
@@ -263,8 +253,56 @@ func (a *Adapter) Name() string { return "discord" }
 // Ready reports whether the gateway session is up, for readiness probes.
 func (a *Adapter) Ready() bool { return a.connected.Load() }
 
-// Limits implements bots.Platform.
-func (a *Adapter) Limits() bots.Limits { return a.limits }
+// Limits implements bots.Platform. Discord's buckets, as its headers
+// announce them (the adapter's limiter follows the headers themselves;
+// these let the engine choose what goes first):
+//
+//	create message          5 per 5 s per channel (a thread is a channel)
+//	edit message            5 per 5 s per channel, counted apart from creates
+//	trigger typing          5 per 5 s per channel
+//	delete message          5 per 1 s per channel
+//	start thread            50 per 5 minutes per guild
+//	every call but interactions: 50 a second for the whole bot
+//
+// In thread mode the first answer to a mention also starts its thread:
+// the post then costs two of the bot's calls and one of the guild's
+// thread budget. Typing lasts 10 s; it is repeated before it fades.
+func (a *Adapter) Limits(dest bots.Destination) bots.Limits {
+	ch := a.target(dest)
+	win := func(n int, d time.Duration) bots.Rate { return bots.Rate{Every: d / time.Duration(n), Burst: n} }
+	global := bots.Budget{Key: "global", Name: "global", Rate: win(globalLimit, time.Second), Shared: true}
+	channel := func(name string, r bots.Rate) bots.Budget {
+		return bots.Budget{Key: name + "/" + ch, Name: name, Rate: r}
+	}
+	post := []bots.Budget{channel("messages", win(5, a.window)), global}
+	if a.startsThread(dest) {
+		post[1].Cost = 2
+		post = append(post, bots.Budget{Key: "threads/" + dest.Workspace, Name: "threads", Rate: win(50, 5*time.Minute), Shared: true})
+	}
+	return bots.Limits{
+		MaxChars:      maxMessageChars,
+		ProgressEvery: 8 * time.Second,
+		Budgets: map[bots.Call][]bots.Budget{
+			bots.CallPost:     post,
+			bots.CallUpload:   {channel("messages", win(5, a.window)), global},
+			bots.CallEdit:     {channel("edits", win(5, a.window)), global},
+			bots.CallProgress: {channel("typing", win(5, a.window)), global},
+			bots.CallDelete:   {channel("deletes", win(5, time.Second)), global},
+		},
+	}
+}
+
+// maxMessageChars is the most characters a Discord message holds.
+const maxMessageChars = 2000
+
+// startsThread reports whether the first post to dest may start a thread.
+func (a *Adapter) startsThread(dest bots.Destination) bool {
+	if dest.DM || dest.Thread == "" || a.opts.ReplyMode == ReplyReply {
+		return false
+	}
+	st := a.cache.thread(dest.Thread)
+	return st != threadExists && st != threadNone
+}
 
 // Run connects to the gateway, registers the slash commands and answers
 // until ctx ends; then it closes the session and waits for its handlers.

@@ -431,12 +431,13 @@ func TestRateLimitErrorReachesEngine(t *testing.T) {
 	ch := fake.AddChannel("general")
 	dest := bots.Destination{Channel: ch}
 	ctx := t.Context()
-	id, err := a.Post(ctx, dest, "0") // 4 left
+	id, err := a.Post(ctx, dest, "0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Edits are counted apart from creates: 5 per window, the 6th refused.
 	var rle *bots.RateLimitError
-	for i := range 5 {
+	for i := range 6 {
 		p := a
 		if i%2 == 1 {
 			p = b

@@ -488,8 +488,7 @@ func TestE2ESteadyStreamDrawsNo429(t *testing.T) {
 	// Discord's 5 calls per 5 s, ten times faster, on both sides.
 	const window = 500 * time.Millisecond
 	w := newWorld(t, discordtest.Options{Window: window}, Options{}, func(a *Adapter) {
-		a.limits.ChannelEdit = bots.Rate{Every: window / 5, Burst: 5}
-		a.limits.ChannelPost = a.limits.ChannelEdit
+		a.window = window
 	})
 	const chunks = 30
 	w.llm.setAnswer(func(s *sse, req chatRequest) {

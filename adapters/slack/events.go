@@ -61,7 +61,7 @@ func (a *Adapter) handleCallback(ctx context.Context, cb *slackevents.EventsAPIC
 		}
 		if ev.SubType == "message_deleted" {
 			if ev.DeletedTimeStamp != "" && !a.ownDeletion(ev.Channel, ev.DeletedTimeStamp) {
-				a.eng.Deleted(a, cb.TeamID, ev.Channel, a.engineID(ev.Channel, ev.DeletedTimeStamp))
+				a.eng.Deleted(a, cb.TeamID, ev.Channel, ev.DeletedTimeStamp)
 			}
 			return nil
 		}
@@ -76,7 +76,7 @@ func (a *Adapter) handleCallback(ctx context.Context, cb *slackevents.EventsAPIC
 			return nil
 		}
 		if ev.Item.Type == "message" && ev.Item.Channel != "" && ev.Item.Timestamp != "" {
-			a.eng.Reacted(a, cb.TeamID, ev.Item.Channel, a.engineID(ev.Item.Channel, ev.Item.Timestamp), ev.User, ev.Reaction)
+			a.eng.Reacted(a, cb.TeamID, ev.Item.Channel, ev.Item.Timestamp, ev.User, ev.Reaction)
 		}
 		return nil
 	}

@@ -197,7 +197,6 @@ func newTestAdapter(t testing.TB, fake *slacktest.Server, eng engine, opts Optio
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.streamIdle = 2 * time.Second
 	return a
 }
 

@@ -42,17 +42,14 @@ func TestUpdateMode(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := a.Edit(ctx, threadDest, id, "**Hello** world, see [docs](https://x.io)", true); err != nil {
-		t.Fatal(err)
-	}
 	m := message(t, fake, "C1", id)
 	if want := "*Hello* world, see <https://x.io|docs>"; m.Text != want || m.ThreadTS != threadDest.Thread || m.Streamed {
 		t.Errorf("message %+v, want text %q in thread %s", m, want, threadDest.Thread)
 	}
 	if fake.Calls("chat.startStream") != 0 || fake.Calls("chat.update") != 2 {
-		t.Errorf("calls: startStream %d, update %d; want 0 and 2 (an unchanged final text is not sent)", fake.Calls("chat.startStream"), fake.Calls("chat.update"))
+		t.Errorf("calls: startStream %d, update %d; want 0 and 2", fake.Calls("chat.startStream"), fake.Calls("chat.update"))
 	}
-	if l := a.Limits(); l.MaxChars != updateMaxMarkdown || l.FinalEdit {
+	if l := a.Limits(threadDest); l.MaxChars != updateMaxMarkdown || l.Native != bots.NativeNever {
 		t.Errorf("update-mode limits %+v", l)
 	}
 }
@@ -60,17 +57,20 @@ func TestUpdateMode(t *testing.T) {
 func TestNativeStreaming(t *testing.T) {
 	a, fake := platformAdapter(t, slacktest.Config{}, StreamingNative)
 	ctx := context.Background()
-	id, err := a.Post(ctx, threadDest, "Hel")
+	if l := a.Limits(threadDest); l.Native != bots.NativeAlways || l.NativeMaxChars != nativeMaxMarkdown {
+		t.Errorf("native limits %+v", l)
+	}
+	id, err := a.StartStream(ctx, threadDest, "Hel")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Edit(ctx, threadDest, id, "Hello **wor", false); err != nil {
+	if err := a.AppendStream(ctx, threadDest, id, "lo **wor"); err != nil {
 		t.Fatal(err)
 	}
 	if m := message(t, fake, "C1", id); !m.Streaming || m.Text != "Hello **wor" || m.Recipient != "U1" {
 		t.Errorf("mid-stream message %+v", m)
 	}
-	if err := a.Edit(ctx, threadDest, id, "Hello **world**!", true); err != nil {
+	if err := a.StopStream(ctx, threadDest, id, "ld**!"); err != nil {
 		t.Fatal(err)
 	}
 	m := message(t, fake, "C1", id)
@@ -80,111 +80,69 @@ func TestNativeStreaming(t *testing.T) {
 	if fake.Calls("chat.appendStream") != 1 || fake.Calls("chat.stopStream") != 1 || fake.Calls("chat.update") != 0 {
 		t.Errorf("calls: append %d stop %d update %d; want 1, 1, 0", fake.Calls("chat.appendStream"), fake.Calls("chat.stopStream"), fake.Calls("chat.update"))
 	}
-	if l := a.Limits(); l.MaxChars != nativeMaxMarkdown || !l.FinalEdit {
-		t.Errorf("native limits %+v", l)
+	// A closed stream refuses appends: the engine continues elsewhere.
+	if err := a.AppendStream(ctx, threadDest, id, "more"); !errors.Is(err, bots.ErrStreamClosed) {
+		t.Errorf("append to a stopped stream: got %v, want ErrStreamClosed", err)
 	}
-}
-
-func TestNativeAppendsAreSplit(t *testing.T) {
-	a, fake := platformAdapter(t, slacktest.Config{}, StreamingNative)
-	ctx := context.Background()
-	id, err := a.Post(ctx, threadDest, "start ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	long := "start " + strings.Repeat("é", 30000)
-	if err := a.Edit(ctx, threadDest, id, long, false); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Edit(ctx, threadDest, id, long+" end", true); err != nil {
-		t.Fatal(err)
-	}
-	if m := message(t, fake, "C1", id); m.Text != long+" end" || m.Streaming {
-		t.Errorf("message of %d characters, streaming %v; want %d", len(m.Text), m.Streaming, len(long)+4)
-	}
-	if n := fake.Calls("chat.appendStream"); n != 3 {
-		t.Errorf("%d appends for 30,000 characters, want 3 (12,000 at most each)", n)
-	}
-}
-
-func TestNativePlaceholderReplaced(t *testing.T) {
-	a, fake := platformAdapter(t, slacktest.Config{}, StreamingNative)
-	ctx := context.Background()
-	id, err := a.Post(ctx, threadDest, "_Thinking…_")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Edit(ctx, threadDest, id, "The answer", false); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Edit(ctx, threadDest, id, "The answer is 42.", true); err != nil {
-		t.Fatal(err)
-	}
-	msgs := fake.BotMessages("C1", threadDest.Thread)
-	if len(msgs) != 1 || msgs[0].Text != "The answer is 42." || msgs[0].Streaming {
-		t.Fatalf("thread holds %+v, want the answer alone", msgs)
-	}
-	if got := a.engineID("C1", msgs[0].TS); got != id {
-		t.Errorf("a reaction to the answer reaches the engine as %s, want %s", got, id)
-	}
-	if err := a.Delete(ctx, threadDest, id); err != nil {
-		t.Fatal(err)
-	}
-	if msgs := fake.BotMessages("C1", threadDest.Thread); len(msgs) != 0 {
-		t.Errorf("after Delete the thread holds %+v", msgs)
-	}
-}
-
-func TestNativeStreamExpiryContinues(t *testing.T) {
-	a, fake := platformAdapter(t, slacktest.Config{}, StreamingNative)
-	ctx := context.Background()
-	id, err := a.Post(ctx, threadDest, "part one. ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fake.ExpireStream("C1", id)
-	if err := a.Edit(ctx, threadDest, id, "part one. part two. ", false); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Edit(ctx, threadDest, id, "part one. part two. part three.", true); err != nil {
-		t.Fatal(err)
-	}
-	msgs := fake.BotMessages("C1", threadDest.Thread)
-	if len(msgs) != 2 || msgs[0].Text != "part one. " || msgs[1].Text != "part two. part three." || msgs[1].Streaming {
-		t.Fatalf("thread holds %+v, want the answer continued in a second message", msgs)
-	}
-	if err := a.Delete(ctx, threadDest, id); err != nil {
-		t.Fatal(err)
-	}
-	if msgs := fake.BotMessages("C1", threadDest.Thread); len(msgs) != 0 {
-		t.Errorf("after Delete the thread holds %+v", msgs)
+	// Where Slack cannot stream (top level, no recipient) nothing is offered.
+	for _, d := range []bots.Destination{{Workspace: "T1", Channel: "C1"}, {Workspace: "T1", Channel: "C1", Thread: "1.1"}} {
+		if l := a.Limits(d); l.Native != bots.NativeNever {
+			t.Errorf("limits for %+v offer native streaming", d)
+		}
 	}
 }
 
 func TestAutoFallsBackPerWorkspace(t *testing.T) {
 	a, fake := platformAdapter(t, slacktest.Config{StreamError: "not_allowed"}, StreamingAuto)
 	ctx := context.Background()
-	for i := range 2 {
-		id, err := a.Post(ctx, threadDest, "**hi**")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := a.Edit(ctx, threadDest, id, "**hi** there", true); err != nil {
-			t.Fatal(err)
-		}
-		if m := message(t, fake, "C1", id); m.Text != "*hi* there" || m.Streamed {
-			t.Errorf("reply %d: %+v", i, m)
-		}
+	if l := a.Limits(threadDest); l.Native != bots.NativeAuto {
+		t.Fatalf("auto limits %+v", l)
 	}
-	if n := fake.Calls("chat.startStream"); n != 1 {
-		t.Errorf("startStream called %d times, want once: the refusal holds for the workspace", n)
+	if _, err := a.StartStream(ctx, threadDest, "hi"); !errors.Is(err, bots.ErrNoStream) {
+		t.Fatalf("refused stream: got %v, want ErrNoStream", err)
 	}
-	// A top-level DM reply is never streamed.
-	if _, err := a.Post(ctx, bots.Destination{Workspace: "T2", Channel: "D1", DM: true}, "x"); err != nil || fake.Calls("chat.startStream") != 1 {
-		t.Errorf("top-level DM: err %v, startStream calls %d", err, fake.Calls("chat.startStream"))
+	if l := a.Limits(threadDest); l.Native != bots.NativeNever {
+		t.Errorf("after the refusal the workspace still offers native streaming: %+v", l)
 	}
-	if l := a.Limits(); l.MaxChars != updateMaxMarkdown || !l.FinalEdit {
-		t.Errorf("auto limits %+v", l)
+	// A rate limit is not a refusal.
+	b, fake2 := platformAdapter(t, slacktest.Config{}, StreamingAuto)
+	fake2.Inject("chat.startStream", slacktest.Fault{RetryAfter: 2})
+	var rl *bots.RateLimitError
+	if _, err := b.StartStream(ctx, threadDest, "hi"); !errors.As(err, &rl) || rl.RetryAfter != 2*time.Second {
+		t.Errorf("429 on startStream: got %v, want a RateLimitError of 2s", err)
+	}
+	if l := b.Limits(threadDest); l.Native != bots.NativeAuto {
+		t.Errorf("a 429 turned native streaming off: %+v", l)
+	}
+	_ = fake
+}
+
+// TestLimitsAreSlacks checks that what the adapter declares is the table
+// the fake Slack enforces.
+func TestLimitsAreSlacks(t *testing.T) {
+	a, _ := platformAdapter(t, slacktest.Config{}, StreamingAuto)
+	l := a.Limits(threadDest)
+	want := map[bots.Call][]string{
+		bots.CallPost: {"chat.postMessage"}, bots.CallEdit: {"chat.update"}, bots.CallDelete: {"chat.delete"},
+		bots.CallProgress: {"assistant.threads.setStatus"}, bots.CallStart: {"chat.startStream"},
+		bots.CallAppend: {"chat.appendStream"}, bots.CallStop: {"chat.stopStream"},
+	}
+	for c, methods := range want {
+		budgets := l.Budgets[c]
+		if len(budgets) == 0 {
+			t.Errorf("%s has no budget", c)
+			continue
+		}
+		tier := slacktest.Tiers[methods[0]]
+		for _, b := range budgets {
+			r := tier.Workspace
+			if strings.Count(b.Key, "/") == 2 {
+				r = tier.Channel // the per-channel budget
+			}
+			if b.Name != methods[0] || b.Rate.Every != r.Every || b.Rate.Burst != r.Burst || !b.Rate.TokenBucket {
+				t.Errorf("%s: declared %+v, the fake enforces %+v", c, b, r)
+			}
+		}
 	}
 }
 
@@ -232,39 +190,16 @@ func TestUpdateOfAStreamLeftOpen(t *testing.T) {
 	fake := slacktest.New(t, slacktest.Config{})
 	ctx := context.Background()
 	before := newTestAdapter(t, fake, &fakeEngine{}, Options{Streaming: StreamingNative}, nil)
-	id, err := before.Post(ctx, threadDest, "cut short")
+	id, err := before.StartStream(ctx, threadDest, "cut short")
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A new process finishes the reply: it knows nothing of the stream.
+	// A new process corrects the reply: it knows nothing of the stream.
 	after := newTestAdapter(t, fake, &fakeEngine{}, Options{Streaming: StreamingNative}, nil)
 	if err := after.Edit(ctx, threadDest, id, "cut short\n\n_Interrupted_", true); err != nil {
 		t.Fatal(err)
 	}
 	if m := message(t, fake, "C1", id); m.Streaming || m.Text != "cut short\n\n_Interrupted_" {
-		t.Errorf("message %+v", m)
-	}
-}
-
-func TestIdleStreamIsStopped(t *testing.T) {
-	fake := slacktest.New(t, slacktest.Config{})
-	a := newTestAdapter(t, fake, &fakeEngine{}, Options{Streaming: StreamingNative}, nil)
-	a.streamIdle = 100 * time.Millisecond
-	runAdapter(t, a)
-	ctx := context.Background()
-	id, err := a.Post(ctx, threadDest, "posted whole")
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, fake, 5*time.Second, "the idle stream stopped", func() bool {
-		m, _ := fake.Message("C1", id)
-		return !m.Streaming
-	})
-	// Edits that come after all the same are applied.
-	if err := a.Edit(ctx, threadDest, id, "posted whole, and more", true); err != nil {
-		t.Fatal(err)
-	}
-	if m := message(t, fake, "C1", id); m.Text != "posted whole, and more" {
 		t.Errorf("message %+v", m)
 	}
 }

@@ -94,9 +94,6 @@ type Adapter struct {
 	// ackWait is how long a command may take before it is acknowledged
 	// empty and answered through response_url instead (Slack waits 3 s).
 	ackWait time.Duration
-	// streamIdle is how long a native stream may go without an edit before
-	// the adapter stops it (see reapStreams).
-	streamIdle time.Duration
 
 	ready     chan struct{} // closed once auth.test has answered
 	connected atomic.Bool   // the Socket Mode connection is up
@@ -106,17 +103,16 @@ type Adapter struct {
 	mu       sync.Mutex
 	runCtx   context.Context // Run's context, for work that outlives a request
 	stopped  bool            // Run is returning: no more background work
-	replies  map[msgKey]*reply
-	done     []msgKey          // finished replies kept in replies, oldest first
-	aliases  map[msgKey]string // a reply's other messages -> the engine's id
-	sent     map[msgKey]string // the mrkdwn of plain messages not final yet
-	deleting map[msgKey]bool   // messages the adapter deletes: no news to the engine
-	noNative map[string]bool   // workspaces that refused native streaming (auto mode)
-	noStatus map[string]bool   // workspaces that refused assistant.threads.setStatus
-	wg       sync.WaitGroup    // background work: commands, interactions, the stream reaper
+	deleting map[msgKey]bool // messages the adapter deletes: no news to the engine
+	noNative map[string]bool // workspaces that refused native streaming (auto mode)
+	noStatus map[string]bool // workspaces that refused assistant.threads.setStatus
+	wg       sync.WaitGroup  // background work: commands, interactions
 }
 
-var _ bots.Platform = (*Adapter)(nil)
+var (
+	_ bots.Platform = (*Adapter)(nil)
+	_ bots.Streamer = (*Adapter)(nil)
+)
 
 // New returns an Adapter for engine. It checks opts but makes no call:
 // Run calls auth.test.
@@ -159,20 +155,16 @@ func newAdapter(opts Options, eng engine, logger *slog.Logger) (*Adapter, error)
 	}
 	logger = logger.With("platform", "slack")
 	a := &Adapter{
-		opts:       opts,
-		eng:        eng,
-		log:        logger,
-		client:     opts.HTTPClient,
-		mode:       mode,
-		ackWait:    2500 * time.Millisecond,
-		streamIdle: 20 * time.Second,
-		ready:      make(chan struct{}),
-		replies:    make(map[msgKey]*reply),
-		aliases:    make(map[msgKey]string),
-		sent:       make(map[msgKey]string),
-		deleting:   make(map[msgKey]bool),
-		noNative:   make(map[string]bool),
-		noStatus:   make(map[string]bool),
+		opts:     opts,
+		eng:      eng,
+		log:      logger,
+		client:   opts.HTTPClient,
+		mode:     mode,
+		ackWait:  2500 * time.Millisecond,
+		ready:    make(chan struct{}),
+		deleting: make(map[msgKey]bool),
+		noNative: make(map[string]bool),
+		noStatus: make(map[string]bool),
 	}
 	a.api = slackapi.New(opts.BotToken,
 		slackapi.OptionAPIURL(opts.APIURL),
@@ -230,9 +222,6 @@ func (a *Adapter) Run(ctx context.Context) error {
 			return nil
 		}
 		return err
-	}
-	if a.mode != StreamingUpdate {
-		a.wg.Go(func() { a.reapStreams(ctx) })
 	}
 	if a.opts.AppToken == "" {
 		<-ctx.Done()

@@ -24,6 +24,8 @@ type metrics struct {
 	tokens     *prometheus.CounterVec
 	calls      *prometheus.CounterVec
 	limited    *prometheus.CounterVec
+	wait       *prometheus.HistogramVec
+	delivery   *prometheus.CounterVec
 	streams    prometheus.Gauge
 	queueWait  *prometheus.HistogramVec
 }
@@ -46,15 +48,19 @@ func newMetrics() *metrics {
 		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_llm_tokens_total",
 			Help: "Tokens in (prompt) and out (completion), by model."}, []string{"model", "direction"}),
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_platform_calls_total",
-			Help: "Platform calls (post, edit, delete, progress), by platform."}, []string{"platform", "op"}),
+			Help: "Platform calls by platform and op (post, edit, delete, progress, upload, start, append, stop; on Slack chat.postMessage, chat.update, chat.delete, assistant.threads.setStatus, files.*, chat.startStream, chat.appendStream, chat.stopStream)."}, []string{"platform", "op"}),
 		limited: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_platform_rate_limited_total",
-			Help: "Platform calls answered with 429, by platform."}, []string{"platform"}),
+			Help: "Platform calls answered with 429, by platform and op."}, []string{"platform", "op"}),
+		wait: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "parley_platform_budget_wait_seconds",
+			Help: "Time calls waited for their rate budgets, by platform and op.", Buckets: []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60}}, []string{"platform", "op"}),
+		delivery: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_replies_delivered_total",
+			Help: "Replies by delivery: native (a native stream), update (a post and edits), continuation (the end of an answer in a new message rather than wait)."}, []string{"platform", "kind"}),
 		streams: prometheus.NewGauge(prometheus.GaugeOpts{Name: "parley_active_streams",
 			Help: "Answers being streamed now."}),
 		queueWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "parley_queue_wait_seconds",
 			Help: "Time a message waited for its turn, by platform.", Buckets: []float64{0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60}}, []string{"platform"}),
 	}
-	for _, c := range []prometheus.Collector{m.events, m.replies, m.firstToken, m.duration, m.tokens, m.calls, m.limited, m.streams, m.queueWait} {
+	for _, c := range []prometheus.Collector{m.events, m.replies, m.firstToken, m.duration, m.tokens, m.calls, m.limited, m.wait, m.delivery, m.streams, m.queueWait} {
 		f(c)
 	}
 	return m
@@ -77,9 +83,13 @@ func (m *metrics) Answer(model string, d time.Duration, in, out int) {
 func (m *metrics) Call(platform, op string, limited bool) {
 	m.calls.WithLabelValues(platform, op).Inc()
 	if limited {
-		m.limited.WithLabelValues(platform).Inc()
+		m.limited.WithLabelValues(platform, op).Inc()
 	}
 }
+func (m *metrics) Wait(platform, op string, d time.Duration) {
+	m.wait.WithLabelValues(platform, op).Observe(d.Seconds())
+}
+func (m *metrics) Delivery(platform, kind string) { m.delivery.WithLabelValues(platform, kind).Inc() }
 func (m *metrics) Streams(delta int) { m.streams.Add(float64(delta)) }
 func (m *metrics) QueueWait(platform string, d time.Duration) {
 	m.queueWait.WithLabelValues(platform).Observe(d.Seconds())
