@@ -47,7 +47,7 @@ func (e *Engine) answer(j *job) {
 	started := time.Now()
 	e.obs.QueueWait(j.p.Name(), started.Sub(j.queued))
 	e.obs.Streams(1)
-	text, usage, streamErr := e.stream(ctx, j, model, system)
+	text, usage, finish, streamErr := e.stream(ctx, j, model, system)
 	close(progressDone)
 	e.obs.Streams(-1)
 
@@ -72,6 +72,11 @@ func (e *Engine) answer(j *job) {
 	case strings.TrimSpace(text) == "":
 		asst.Status = conversation.StatusFailed
 		shown = "_The model returned an empty answer._"
+	case finish == llm.FinishLength:
+		// The model hit its output limit: the answer is cut, and says so.
+		asst.Status = conversation.StatusPartial
+		shown = withNotice(text, "⚠️ _The answer reached the model's length limit and stops here._")
+		log.Info("answer cut by the model's length limit", "model", model)
 	default:
 		asst.Status = conversation.StatusComplete
 		shown = text
@@ -106,13 +111,14 @@ func (e *Engine) answer(j *job) {
 }
 
 // stream asks the model and feeds its text to the reply. It returns the
-// answer text, the usage when reported, and the error that ended it early.
-func (e *Engine) stream(ctx context.Context, j *job, model, system string) (string, *llm.Usage, error) {
+// answer text, the usage when reported, the finish reason, and the error
+// that ended it early.
+func (e *Engine) stream(ctx context.Context, j *job, model, system string) (string, *llm.Usage, string, error) {
 	budget := e.cfg.ContextTokens
 	for attempt := 0; ; attempt++ {
 		msgs, err := e.history(ctx, j, model, system, budget)
 		if err != nil {
-			return "", nil, err
+			return "", nil, "", err
 		}
 		asked := time.Now()
 		s, err := e.llm.Stream(ctx, llm.Request{Model: model, Messages: msgs})
@@ -123,11 +129,12 @@ func (e *Engine) stream(ctx context.Context, j *job, model, system string) (stri
 			continue
 		}
 		if err != nil {
-			return "", nil, err
+			return "", nil, "", err
 		}
 		defer s.Close()
 		var text strings.Builder
 		var usage *llm.Usage
+		var finish string
 		saved := time.Now()
 		for {
 			if time.Since(saved) >= checkpointEvery {
@@ -141,13 +148,16 @@ func (e *Engine) stream(ctx context.Context, j *job, model, system string) (stri
 			}
 			d, err := s.Recv()
 			if err == io.EOF {
-				return text.String(), usage, nil
+				return text.String(), usage, finish, nil
 			}
 			if err != nil {
-				return text.String(), usage, err
+				return text.String(), usage, finish, err
 			}
 			if d.Usage != nil {
 				usage = d.Usage
+			}
+			if d.FinishReason != "" {
+				finish = d.FinishReason
 			}
 			if d.Text != "" {
 				if text.Len() == 0 {

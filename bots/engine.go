@@ -167,8 +167,21 @@ func (e *Engine) Run(ctx context.Context) error {
 	defer sweep.Stop()
 	recovery := time.NewTicker(recoverEvery)
 	defer recovery.Stop()
+	e.heartbeat(runCtx)
+	beat := time.NewTicker(heartbeatEvery)
+	defer beat.Stop()
+	defer func() {
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := e.store.Leave(lctx, e.cfg.Owner); err != nil {
+			e.log.Warn("leave the replicas", "err", err)
+		}
+	}()
 	for {
 		select {
+		case <-beat.C:
+			e.heartbeat(runCtx)
+			continue
 		case <-sweep.C:
 			e.sched.sweep(10 * time.Minute)
 			continue
@@ -206,6 +219,29 @@ func (e *Engine) Run(ctx context.Context) error {
 	cancel(errShutdown)
 	<-idle
 	return nil
+}
+
+// Replicas on one database split each platform budget between them: the
+// limits belong to the workspace, not to a process. Each replica renews a
+// lease in the store (timed by the database's clock) and divides every
+// budget by the number of live leases.
+const (
+	heartbeatEvery = 5 * time.Second
+	heartbeatTTL   = 15 * time.Second
+)
+
+// heartbeat renews this replica's lease and re-divides the budgets
+// between the replicas alive. A store that cannot answer leaves the share
+// as it was.
+func (e *Engine) heartbeat(ctx context.Context) {
+	live, err := e.store.Heartbeat(ctx, e.cfg.Owner, heartbeatTTL)
+	if err != nil {
+		if ctx.Err() == nil {
+			e.log.Warn("replica heartbeat", "err", err)
+		}
+		return
+	}
+	e.sched.setShare(len(live))
 }
 
 // Started is closed once Run has started: Handle and Command work from then.

@@ -637,3 +637,23 @@ func TestMentionCommandDeliveredTwiceRunsOnce(t *testing.T) {
 		t.Errorf("the command ran %d times, want once", commands)
 	}
 }
+
+func TestLengthLimitSaysSo(t *testing.T) {
+	h := newHarness(t, botstest.SlackNativeLike, bots.Config{})
+	h.llm.Answer = func(llmtest.Request) llmtest.Reply {
+		return llmtest.Reply{Chunks: []string{"The answer ", "goes on and"}, FinishReason: "length"}
+	}
+	if err := h.engine.Handle(context.Background(), h.p, mention("m1", "m1", "long story")); err != nil {
+		t.Fatal(err)
+	}
+	ms := h.waitMessages(t, "the cut answer", func(ms []botstest.Message) bool {
+		return len(ms) == 1 && strings.Contains(ms[0].Text, "length limit")
+	})
+	if !strings.HasPrefix(ms[0].Text, "The answer goes on and\n\n") {
+		t.Errorf("reply %q, want the answer then the notice", ms[0].Text)
+	}
+	hist := h.waitStored(t, conversation.Key{Platform: "fake", Workspace: "W1", Channel: "C1", Thread: "m1"}, 1)
+	if a := hist[len(hist)-1]; a.Status != conversation.StatusPartial || a.Text != "The answer goes on and" {
+		t.Errorf("stored %q (%s), want the text as partial", a.Text, a.Status)
+	}
+}

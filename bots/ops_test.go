@@ -56,8 +56,9 @@ func TestUserRateAndDailyBudget(t *testing.T) {
 	h.engine.Handle(ctx, h.p, dm("m1", "U1", "one"))
 	key := conversation.Key{Platform: "fake", Workspace: "W1", Channel: "D-U1"}
 	h.waitStored(t, key, 1)
-	// The fake model reports 10 prompt tokens and one per chunk: the
-	// first answer spends 11 of the 15; the second is still allowed.
+	// The fake model counts the request's tokens (7 for the first, 15 for
+	// the second with its history) and one per chunk: the first answer
+	// spends 8 of the 15; the second is still allowed.
 	h.engine.Handle(ctx, h.p, dm("m2", "U1", "two"))
 	h.waitStored(t, key, 2)
 	h.engine.Handle(ctx, h.p, dm("m3", "U1", "three"))
@@ -65,7 +66,7 @@ func TestUserRateAndDailyBudget(t *testing.T) {
 		return len(ms) == 3 && strings.Contains(ms[2].Text, "faster than Parley allows")
 	})
 	r := h.engine.Command(ctx, h.p, bots.Command{Workspace: "W1", Channel: "D-U1", User: "U1", DM: true, Name: "usage"})
-	if !strings.Contains(r.Text, "today (UTC): 2 request(s), 20 tokens in, 2 tokens out") || !strings.Contains(r.Text, "0 left today") {
+	if !strings.Contains(r.Text, "today (UTC): 2 request(s), 22 tokens in, 2 tokens out") || !strings.Contains(r.Text, "0 left today") {
 		t.Errorf("/usage answers %q", r.Text)
 	}
 	// Another person has a budget of their own, but the spent one is
