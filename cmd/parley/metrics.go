@@ -90,7 +90,7 @@ func (m *metrics) Wait(platform, op string, d time.Duration) {
 	m.wait.WithLabelValues(platform, op).Observe(d.Seconds())
 }
 func (m *metrics) Delivery(platform, kind string) { m.delivery.WithLabelValues(platform, kind).Inc() }
-func (m *metrics) Streams(delta int) { m.streams.Add(float64(delta)) }
+func (m *metrics) Streams(delta int)              { m.streams.Add(float64(delta)) }
 func (m *metrics) QueueWait(platform string, d time.Duration) {
 	m.queueWait.WithLabelValues(platform).Observe(d.Seconds())
 }
