@@ -657,3 +657,59 @@ func TestLengthLimitSaysSo(t *testing.T) {
 		t.Errorf("stored %q (%s), want the text as partial", a.Text, a.Status)
 	}
 }
+
+// TestPlatformFaults drives the reply through the platform's failures, one
+// kind at a time: each still ends with the whole answer shown.
+func TestPlatformFaults(t *testing.T) {
+	answer := strings.Repeat("one two three four five. ", 12)
+	for _, tc := range []struct {
+		name     string
+		enforced botstest.Enforced
+		call     bots.Call
+		err      error
+		check    func(t *testing.T, ms []botstest.Message, st botstest.Stats)
+	}{
+		{name: "stream closed continues in a new message", enforced: botstest.SlackNativeLike, call: bots.CallAppend, err: bots.ErrStreamClosed,
+			check: func(t *testing.T, ms []botstest.Message, st botstest.Stats) {
+				if len(ms) < 2 || !ms[0].Streamed || ms[0].Streaming {
+					t.Errorf("messages %+v, want the closed stream then a continuation", ms)
+				}
+			}},
+		{name: "global 429 is waited out", enforced: botstest.DiscordLike, call: bots.CallEdit, err: &bots.RateLimitError{RetryAfter: 50 * time.Millisecond, Global: true},
+			check: func(t *testing.T, ms []botstest.Message, st botstest.Stats) {
+				if st.LimitedByCall[bots.CallEdit] != 1 {
+					t.Errorf("%d edit 429s, want the injected one", st.LimitedByCall[bots.CallEdit])
+				}
+			}},
+		{name: "too long splits smaller", enforced: botstest.DiscordLike, call: bots.CallPost, err: bots.ErrTooLong,
+			check: func(t *testing.T, ms []botstest.Message, st botstest.Stats) {
+				if st.ByCall[bots.CallPost] < 2 {
+					t.Errorf("%d posts, want the refused one tried again", st.ByCall[bots.CallPost])
+				}
+			}},
+		{name: "a server error is retried", enforced: botstest.SlackLike, call: bots.CallPost, err: errors.New("fake: 500"),
+			check: func(t *testing.T, ms []botstest.Message, st botstest.Stats) {
+				if st.ByCall[bots.CallPost] < 2 {
+					t.Errorf("%d posts, want a retry", st.ByCall[bots.CallPost])
+				}
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, tc.enforced, bots.Config{})
+			h.p.Inject(tc.call, tc.err)
+			h.llm.Answer = func(llmtest.Request) llmtest.Reply {
+				return llmtest.Reply{Chunks: llmtest.Words(answer, 1), Every: 2 * time.Millisecond}
+			}
+			if err := h.engine.Handle(context.Background(), h.p, mention("m1", "m1", "count")); err != nil {
+				t.Fatal(err)
+			}
+			ms := h.waitMessages(t, "the whole answer", func(ms []botstest.Message) bool {
+				if len(ms) == 0 || ms[len(ms)-1].Streaming {
+					return false
+				}
+				return strings.Join(strings.Fields(joined(ms)), " ") == strings.TrimSpace(answer)
+			})
+			tc.check(t, ms, h.p.Stats())
+		})
+	}
+}

@@ -515,6 +515,9 @@ func (p *Platform) appendStream(dest bots.Destination, id, text string, c bots.C
 		return fmt.Errorf("fake: message %s: %w", id, bots.ErrGone)
 	}
 	if err := p.checkLocked(now, c, dest); err != nil {
+		if errors.Is(err, bots.ErrStreamClosed) {
+			m.Streaming = false // an injected close is a real one
+		}
 		return err
 	}
 	switch {
