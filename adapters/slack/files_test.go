@@ -35,7 +35,7 @@ func TestFilesReachTheEngine(t *testing.T) {
 	dm := fake.UserFiles("D1", "", "U1", "", notes)
 	waitFor(t, fake, 5*time.Second, "every event handled", func() bool { return len(eng.incoming()) == 3 })
 
-	got := eng.incoming()
+	got := byTS(eng.incoming())
 	want := conversation.Attachment{
 		Name: "cat.png", MIME: "image/png", Size: int64(len(pngBytes)),
 		URL: cat["url_private_download"].(string), PlatformID: cat["id"].(string),

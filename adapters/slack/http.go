@@ -56,7 +56,16 @@ func (a *Adapter) verified(next func(w http.ResponseWriter, r *http.Request, bod
 	})
 }
 
+// serveEvents answers an Events API request. Its event goes through the
+// dispatcher as in Socket Mode, so that the events of one conversation are
+// handled in order even when Slack posts them at once. The request waits
+// for the first attempt, up to ackWait from its arrival (Slack waits 3 s):
+// when the engine did not take the event the answer is a 500, and Slack
+// delivers it again, which outlives this process, unlike a retry of ours.
+// An event still waiting for its conversation's turn at ackWait is answered
+// 200 and retried here, as in Socket Mode.
 func (a *Adapter) serveEvents(w http.ResponseWriter, r *http.Request, body []byte) {
+	arrived := time.Now()
 	var outer struct {
 		Type      string `json:"type"`
 		Challenge string `json:"challenge"`
@@ -81,9 +90,30 @@ func (a *Adapter) serveEvents(w http.ResponseWriter, r *http.Request, body []byt
 			http.Error(w, "starting", http.StatusServiceUnavailable)
 			return
 		}
-		if err := a.handleCallback(r.Context(), &cb); err != nil {
-			a.log.Warn("slack event not taken, Slack will deliver it again", "event_id", cb.EventID, "err", err)
-			http.Error(w, "try again", http.StatusInternalServerError)
+		ev, ok := a.callbackEvent(&cb)
+		if !ok {
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		wait := newWaiter()
+		if !a.dispatch(ev, wait) {
+			a.log.Warn("slack event not queued: Parley is busy or stopping; Slack will deliver it again", "event_id", cb.EventID, "channel", ev.channel, "ts", ev.ts)
+			http.Error(w, "busy: try again", http.StatusServiceUnavailable)
+			return
+		}
+		t := time.NewTimer(a.ackWait - time.Since(arrived))
+		defer t.Stop()
+		select {
+		case err := <-wait.outcome:
+			if err != nil {
+				a.log.Warn("slack event not taken, Slack will deliver it again", "event_id", cb.EventID, "channel", ev.channel, "ts", ev.ts, "err", redact(err))
+				http.Error(w, "try again", http.StatusInternalServerError)
+				return
+			}
+		case <-t.C:
+			close(wait.gaveUp)
+		case <-r.Context().Done():
+			close(wait.gaveUp)
 			return
 		}
 		w.WriteHeader(http.StatusOK)

@@ -92,8 +92,13 @@ type Adapter struct {
 	client *http.Client
 	mode   string
 	// ackWait is how long a command may take before it is acknowledged
-	// empty and answered through response_url instead (Slack waits 3 s).
+	// empty and answered through response_url instead (Slack waits 3 s),
+	// and how long an HTTP event waits for its first attempt.
 	ackWait time.Duration
+	// events runs the events' handling, in order within a conversation;
+	// retry paces the new attempts at an event the engine did not take.
+	events *dispatcher
+	retry  retryPolicy
 
 	ready     chan struct{} // closed once auth.test has answered
 	connected atomic.Bool   // the Socket Mode connection is up
@@ -106,7 +111,7 @@ type Adapter struct {
 	deleting map[msgKey]bool // messages the adapter deletes: no news to the engine
 	noNative map[string]bool // workspaces that refused native streaming (auto mode)
 	noStatus map[string]bool // workspaces that refused assistant.threads.setStatus
-	wg       sync.WaitGroup  // background work: commands, interactions
+	wg       sync.WaitGroup  // background work: events, commands, interactions
 }
 
 var (
@@ -165,7 +170,9 @@ func newAdapter(opts Options, eng engine, logger *slog.Logger) (*Adapter, error)
 		deleting: make(map[msgKey]bool),
 		noNative: make(map[string]bool),
 		noStatus: make(map[string]bool),
+		retry:    defaultRetry,
 	}
+	a.events = newDispatcher(maxHandlers, maxBacklog, a.background, logger)
 	a.api = slackapi.New(opts.BotToken,
 		slackapi.OptionAPIURL(opts.APIURL),
 		slackapi.OptionHTTPClient(opts.HTTPClient),

@@ -17,7 +17,15 @@ const ackTimeout = 5 * time.Second
 
 // runSocket holds the Socket Mode connection until ctx ends. slack-go
 // reconnects when Slack asks to or the socket drops; an envelope not
-// acknowledged (the engine could not take it) is delivered again by Slack.
+// acknowledged is delivered again by Slack.
+//
+// The read loop only reads and acknowledges: events are handled by the
+// dispatcher, in order within a conversation and concurrently across
+// conversations, so that a slow one delays no acknowledgement. An event is
+// acknowledged once queued, before the engine has it; a failure to store it
+// is retried by handOver, as Slack will not deliver it again. Only an event
+// the dispatcher refuses (its backlog full, or Run stopping) is left
+// unacknowledged, for Slack to deliver again later.
 func (a *Adapter) runSocket(ctx context.Context) error {
 	smc := socketmode.New(a.api,
 		socketmode.OptionDialer(a.dialer()),
@@ -102,13 +110,13 @@ func (a *Adapter) socketEvent(ctx context.Context, smc *socketmode.Client, evt s
 			ack(envelope, nil)
 			return
 		}
-		// The engine only stores and queues (no LLM work): acknowledge
-		// after it took the event, so that a failure gets it delivered again.
-		if err := a.handleCallback(ctx, cb); err != nil {
-			a.log.Warn("slack event not taken, Slack will deliver it again", "event_id", cb.EventID, "err", err)
+		if ev, ok := a.callbackEvent(cb); ok && !a.dispatch(ev, nil) {
+			a.log.Warn("slack event not queued: Parley is busy or stopping; Slack will deliver it again", "event_id", cb.EventID, "channel", ev.channel, "ts", ev.ts)
 			return
 		}
 		ack(envelope, nil)
+	// Commands and interactions do not wait for a turn in the dispatcher:
+	// their answer goes in the acknowledgement, within ackWait.
 	case socketmode.EventTypeSlashCommand:
 		sc, ok := evt.Data.(slackapi.SlashCommand)
 		if !ok {
