@@ -38,8 +38,11 @@ type limiter struct {
 	hashes      map[string]string  // "METHOD template" -> X-RateLimit-Bucket
 	buckets     map[string]*bucket // bucket key -> state
 	globalUntil time.Time          // a global 429 holds every call until then
-	sent        []time.Time        // the last globalLimit sends (ring)
-	next        int
+	// sent holds the last globalLimit calls counted against the global
+	// limit (a ring, oldest at next): when each was answered, or when it
+	// was reserved while it is in flight.
+	sent []time.Time
+	next int
 }
 
 // bucket is what is known of one Discord bucket.
@@ -58,6 +61,10 @@ type ticket struct {
 	route   string // "METHOD template"
 	major   string
 	settled bool
+	// slot is the call's place in the limiter's ring of global sends
+	// (-1: not global), stamped with sentAt when reserved.
+	slot   int
+	sentAt time.Time
 }
 
 func newLimiter(now func() time.Time) *limiter {
@@ -199,12 +206,14 @@ func (l *limiter) acquire(ctx context.Context, method, rel string) (*ticket, err
 				b.remaining--
 			}
 			b.inflight++
+			tk := &ticket{b: b, key: key, route: routeKey, major: major, slot: -1}
 			if global {
 				l.sent[l.next] = now
+				tk.slot, tk.sentAt = l.next, now
 				l.next = (l.next + 1) % len(l.sent)
 			}
 			l.mu.Unlock()
-			return &ticket{b: b, key: key, route: routeKey, major: major}, nil
+			return tk, nil
 		}
 		l.mu.Unlock()
 		if err := sleep(ctx, wait); err != nil {
@@ -254,6 +263,15 @@ func (l *limiter) observe(t *ticket, status int, h http.Header, body []byte) *li
 	if !t.settled {
 		t.settled = true
 		t.b.inflight--
+	}
+	// Discord counted the call when it arrived, some time after it was
+	// reserved (a connection to open, a slower request before it): the
+	// answer's time is a bound it cannot precede. Counting the global
+	// window from there keeps the next calls from arriving within one
+	// window of it, which the reservation's time alone does not (a burst
+	// at the limit then draws global 429s).
+	if t.slot >= 0 && l.sent[t.slot].Equal(t.sentAt) {
+		l.sent[t.slot] = now
 	}
 	b := t.b
 	if hash := h.Get("X-RateLimit-Bucket"); hash != "" {
