@@ -46,10 +46,11 @@ type reply struct {
 	done        bool
 	placeholder string // shown while there is no text yet
 	parts       []*part
-	visible     bool // some text of the answer is visible
-	noNative    bool // the platform refused a native stream: post
-	delivered   bool // the delivery was counted
-	continued   bool // a continuation was counted
+	visible     bool   // some text of the answer is visible
+	noNative    bool   // the platform refused a native stream: post
+	delivered   bool   // the delivery was counted
+	continued   bool   // a continuation was counted
+	firstDone   func() // ends the expectation of the first text (expectFirst)
 	changed     chan struct{}
 	gone        error // ErrGone from the platform: nothing more can be shown
 	flushing    bool
@@ -101,6 +102,22 @@ func (r *reply) buckets(c Call) []*bucket {
 		out = append(out, d.b)
 	}
 	return out
+}
+
+// expectFirst tells the scheduler that this reply's first text is coming:
+// progress indicators leave its cost alone until it is shown.
+func (r *reply) expectFirst() {
+	done := r.sched.expect(r.draws(CallPost))
+	r.mu.Lock()
+	r.firstDone = done
+	r.mu.Unlock()
+}
+
+// shownFirstLocked ends the expectation of the first text.
+func (r *reply) shownFirstLocked() {
+	if r.firstDone != nil {
+		r.firstDone()
+	}
 }
 
 // signal wakes the flusher.
@@ -357,6 +374,11 @@ func (r *reply) call(ctx context.Context, c Call, prio priority, f func() error)
 func (r *reply) flush(ctx context.Context) {
 	defer close(r.finished)
 	defer r.releasePromises()
+	defer func() {
+		r.mu.Lock()
+		r.shownFirstLocked()
+		r.mu.Unlock()
+	}()
 	failures := 0
 	for {
 		o, ok := r.nextOp()
@@ -525,6 +547,7 @@ func (r *reply) posted1(i int, id, text string, native bool, promised []*bucket)
 	}
 	if p.text != "" {
 		r.visible = true // not a placeholder: the answer shows
+		r.shownFirstLocked()
 	}
 	count := !r.delivered && p.text != ""
 	r.delivered = r.delivered || count
@@ -590,6 +613,7 @@ func (r *reply) edit(ctx context.Context, o op) error {
 	}
 	if p.text != "" {
 		r.visible = true
+		r.shownFirstLocked()
 	}
 	r.mu.Unlock()
 	return nil
@@ -645,6 +669,7 @@ func (r *reply) stream(ctx context.Context, o op) error {
 		}
 		if p.text != "" {
 			r.visible = true
+			r.shownFirstLocked()
 		}
 		return nil
 	case errors.Is(err, ErrStreamClosed):

@@ -39,6 +39,7 @@ type bucket struct {
 	last   time.Time
 
 	reserved int           // calls promised and not made yet
+	pending  int           // calls first texts still waiting are expected to need
 	spare    int           // calls kept for firsts and finals
 	spacing  time.Duration // least gap between interim grants (small windows)
 	used     time.Time     // last grant
@@ -125,6 +126,11 @@ func (b *bucket) readyAt(now time.Time, p priority, cost, own int) time.Time {
 		allowed := b.limit - b.reserved + own
 		if p < prioFirst {
 			allowed -= b.spare
+		}
+		if p == prioSpare {
+			// Progress and placeholders come after every first text
+			// that is still to be shown.
+			allowed -= b.pending
 		}
 		cost = min(max(cost, 1), max(b.limit-b.spare, 1))
 		if b.rate.TokenBucket {
@@ -367,6 +373,28 @@ func (s *scheduler) tryAcquire(g grant) bool {
 	return true
 }
 
+// expect records that a reply will need draws for its first text: until
+// the returned func is called, progress indicators and placeholders leave
+// that much of each budget alone.
+func (s *scheduler) expect(draws []draw) (done func()) {
+	s.mu.Lock()
+	for _, d := range draws {
+		d.b.pending += d.cost
+	}
+	s.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			for _, d := range draws {
+				d.b.pending = max(d.b.pending-d.cost, 0)
+			}
+			s.grantLocked()
+		})
+	}
+}
+
 // unreserve gives back promises that will not be spent.
 func (s *scheduler) unreserve(buckets ...*bucket) {
 	s.mu.Lock()
@@ -542,7 +570,7 @@ func (s *scheduler) sweep(idle time.Duration) {
 		b.prune(now)
 		b.refill(now)
 		full := len(b.times) == 0 && (!b.rate.TokenBucket || b.tokens >= float64(b.limit))
-		if now.Sub(b.used) > idle && full && b.reserved == 0 && !b.blocked.After(now) {
+		if now.Sub(b.used) > idle && full && b.reserved == 0 && b.pending == 0 && !b.blocked.After(now) {
 			delete(s.buckets, k)
 			delete(s.shared, b)
 		}
