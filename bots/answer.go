@@ -36,7 +36,6 @@ func (e *Engine) answer(j *job) {
 	if firstID != "" {
 		e.checkpoint(j, asst.ID, firstID, "")
 	}
-	j.reply.expectFirst()
 	e.startFlush(j)
 	progressDone := make(chan struct{})
 	e.wg.Add(1)

@@ -98,6 +98,7 @@ func (e *Engine) adopt(j *job, m conversation.Message) *job {
 	ctx, cancel := context.WithCancelCause(j.ctx)
 	a := &job{p: j.p, in: in, conv: j.conv, user: m, dest: dest, ctx: ctx, cancel: cancel, queued: m.CreatedAt, started: make(chan struct{})}
 	a.reply = newReply(e, j.p, dest)
+	a.reply.expectFirst()
 	a.reply.onGone = func() { cancel(errReplyGone) }
 	return a
 }

@@ -372,6 +372,9 @@ func (e *Engine) Handle(ctx context.Context, p Platform, in Incoming) error {
 	jctx, cancel := context.WithCancelCause(runCtx)
 	j := &job{p: p, in: in, conv: conv, user: user, dest: dest, ctx: jctx, cancel: cancel, queued: time.Now(), started: make(chan struct{})}
 	j.reply = newReply(e, p, dest)
+	// From now on progress indicators leave this reply's first text its
+	// budget, also while the question waits for its turn.
+	j.reply.expectFirst()
 	j.reply.onGone = func() { j.cancel(errReplyGone) }
 	j.reply.posted = func(id string, first bool) {
 		e.mu.Lock()
@@ -639,8 +642,12 @@ func (e *Engine) run(j *job) {
 	e.answer(j)
 }
 
-// forget drops j's entries from the active map.
+// forget drops j's entries from the active map, and its reply's claim on
+// the budget of a first text.
 func (e *Engine) forget(j *job) {
+	j.reply.mu.Lock()
+	j.reply.shownFirstLocked()
+	j.reply.mu.Unlock()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for k, v := range e.active {
