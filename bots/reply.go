@@ -678,9 +678,15 @@ func (r *reply) stream(ctx context.Context, o op) error {
 		p.open = false
 		r.releaseLocked(p)
 		if !r.sealAtSentLocked(o.index) {
+			// It shows all it should show so far: it is done, and what
+			// comes next goes into a new message.
+			wasSealed := p.sealed
 			p.text, p.sealed, p.finalSent = p.sent, true, true
-			r.parts = append(r.parts[:o.index+1], &part{offset: p.offset + len(p.sent) - len(p.start.reopen()), start: scanFences(p.start, strings.TrimPrefix(p.sent, p.start.reopen()))})
-			r.resplitLocked(o.index + 1)
+			if !wasSealed && o.index == len(r.parts)-1 {
+				body := strings.TrimPrefix(p.sent, p.start.reopen())
+				r.parts = append(r.parts, &part{offset: p.offset + len(body), start: scanFences(p.start, body)})
+				r.resplitLocked(o.index + 1)
+			}
 		}
 		return nil
 	case c == CallStop && p.promised == nil:
