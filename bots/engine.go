@@ -65,7 +65,11 @@ type Config struct {
 	// question of the same conversation before answering it itself;
 	// default 1 minute.
 	OrderWait time.Duration
-	Now       func() time.Time
+	// HeartbeatEvery is how often this replica renews its lease in the
+	// store and re-divides the platforms' budgets between the replicas
+	// alive; default 5 s (a lease lasts three times as long).
+	HeartbeatEvery time.Duration
+	Now            func() time.Time
 	Logger    *slog.Logger
 }
 
@@ -134,6 +138,9 @@ func New(cfg Config, store conversation.Store, client *llm.Client) *Engine {
 	if cfg.OrderWait <= 0 {
 		cfg.OrderWait = time.Minute
 	}
+	if cfg.HeartbeatEvery <= 0 {
+		cfg.HeartbeatEvery = 5 * time.Second
+	}
 	if cfg.Owner == "" {
 		host, _ := os.Hostname()
 		cfg.Owner = fmt.Sprintf("%s/%d/%d", host, os.Getpid(), time.Now().UnixNano())
@@ -168,7 +175,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	recovery := time.NewTicker(recoverEvery)
 	defer recovery.Stop()
 	e.heartbeat(runCtx)
-	beat := time.NewTicker(heartbeatEvery)
+	beat := time.NewTicker(e.cfg.HeartbeatEvery)
 	defer beat.Stop()
 	defer func() {
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -225,16 +232,11 @@ func (e *Engine) Run(ctx context.Context) error {
 // limits belong to the workspace, not to a process. Each replica renews a
 // lease in the store (timed by the database's clock) and divides every
 // budget by the number of live leases.
-const (
-	heartbeatEvery = 5 * time.Second
-	heartbeatTTL   = 15 * time.Second
-)
-
 // heartbeat renews this replica's lease and re-divides the budgets
 // between the replicas alive. A store that cannot answer leaves the share
 // as it was.
 func (e *Engine) heartbeat(ctx context.Context) {
-	live, err := e.store.Heartbeat(ctx, e.cfg.Owner, heartbeatTTL)
+	live, err := e.store.Heartbeat(ctx, e.cfg.Owner, 3*e.cfg.HeartbeatEvery)
 	if err != nil {
 		if ctx.Err() == nil {
 			e.log.Warn("replica heartbeat", "err", err)
@@ -242,6 +244,14 @@ func (e *Engine) heartbeat(ctx context.Context) {
 		return
 	}
 	e.sched.setShare(len(live))
+}
+
+// Replicas returns how many replicas this one divides the platforms'
+// budgets with, itself included, as of its last heartbeat.
+func (e *Engine) Replicas() int {
+	e.sched.mu.Lock()
+	defer e.sched.mu.Unlock()
+	return e.sched.share
 }
 
 // Started is closed once Run has started: Handle and Command work from then.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -251,5 +252,79 @@ func TestReplicasAnswerInOrder(t *testing.T) {
 	}
 	if strings.Join(got, "|") != "orphan|answer to orphan|fifth|answer to fifth" {
 		t.Fatalf("after the orphan, history %q", got)
+	}
+}
+
+// TestReplicasShareBudgets runs two engines on one database answering one
+// workspace at once, against a platform that enforces the workspace's
+// limits once for both: each takes half of every budget, so together they
+// draw no 429, and every answer is exact.
+func TestReplicasShareBudgets(t *testing.T) {
+	srv := llmtest.NewServer()
+	defer srv.Close()
+	answer := strings.Repeat("many words stream here now. ", 30)
+	srv.Answer = func(llmtest.Request) llmtest.Reply {
+		return llmtest.Reply{Chunks: llmtest.Words(answer, 1), Every: 5 * time.Millisecond}
+	}
+	path := filepath.Join(t.TempDir(), "shared.db")
+	p := botstest.New("fake", botstest.SlackNativeLike)
+	start := func(owner string) *bots.Engine {
+		store, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		client, err := llm.New(llm.Config{BaseURL: srv.BaseURL(), APIKey: "k", DefaultModel: "fake-small"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := bots.New(bots.Config{DefaultModel: "fake-small", Owner: owner, HeartbeatEvery: 20 * time.Millisecond,
+			Logger: slog.New(slog.DiscardHandler)}, store, client)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); e.Run(ctx) }()
+		t.Cleanup(func() { cancel(); <-done; store.Close() })
+		<-e.Started()
+		return e
+	}
+	engines := []*bots.Engine{start("replica-a"), start("replica-b")}
+	deadline := time.Now().Add(10 * time.Second)
+	for engines[0].Replicas() != 2 || engines[1].Replicas() != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("replicas see %d and %d of each other, want 2", engines[0].Replicas(), engines[1].Replicas())
+		}
+		<-time.After(5 * time.Millisecond)
+	}
+	const n = 30
+	ctx := context.Background()
+	for i := range n {
+		in := bots.Incoming{Workspace: "W1", Channel: fmt.Sprintf("C%d", i), Thread: fmt.Sprintf("t%d", i),
+			MessageID: fmt.Sprintf("t%d", i), Author: "U1", Mentioned: true, Text: "go"}
+		if err := engines[i%2].Handle(ctx, p, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := strings.Join(strings.Fields(answer), " ")
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	exact := func(p *botstest.Platform) int {
+		by := make(map[string]string)
+		streaming := make(map[string]bool)
+		for _, m := range p.Messages() {
+			by[m.Dest.Thread] += m.Text + " "
+			streaming[m.Dest.Thread] = streaming[m.Dest.Thread] || m.Streaming
+		}
+		k := 0
+		for th, text := range by {
+			if strings.Join(strings.Fields(text), " ") == want && !streaming[th] {
+				k++
+			}
+		}
+		return k
+	}
+	if !p.WaitFor(wctx, func(p *botstest.Platform) bool { return exact(p) == n }) {
+		t.Fatalf("%d of %d answers exact", exact(p), n)
+	}
+	if st := p.Stats(); st.RateLimited != 0 {
+		t.Errorf("%d 429s (%v), want none: the replicas overspent the workspace's budgets", st.RateLimited, st.LimitedByCall)
 	}
 }
