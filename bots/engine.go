@@ -70,7 +70,7 @@ type Config struct {
 	// alive; default 5 s (a lease lasts three times as long).
 	HeartbeatEvery time.Duration
 	Now            func() time.Time
-	Logger    *slog.Logger
+	Logger         *slog.Logger
 }
 
 // Causes of a stream's end other than the answer's own end.
