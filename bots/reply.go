@@ -244,6 +244,11 @@ func (r *reply) sealAtSentLocked(i int) bool {
 	if body == "" || end > len(r.text) || r.text[p.offset:end] != body {
 		return false
 	}
+	if scanFences(p.start, body).open && !strings.HasSuffix(body, "\n") {
+		// Inside a code block a message may end at a line's end only:
+		// the next one reopens the block on a line of its own.
+		return false
+	}
 	p.text, p.sealed = p.sent, true
 	if !p.native || !p.open {
 		p.finalSent = true
@@ -570,9 +575,11 @@ func (r *reply) posted1(i int, id, text string, native bool, promised []*bucket)
 // the rest of the answer goes into a new one.
 func (r *reply) edit(ctx context.Context, o op) error {
 	ds := r.draws(CallEdit)
-	if o.prio == prioFinal {
+	if post := r.draws(CallPost); o.prio == prioFinal && apart(ds, post) {
+		// A new message only helps where posts draw on other budgets than
+		// edits (Slack: chat.postMessage, chat.update).
 		if wait := r.sched.estimate(prioFinal, ds...); wait > continueAfter &&
-			r.sched.estimate(prioFinal, r.draws(CallPost)...) < wait {
+			r.sched.estimate(prioFinal, post...) < wait {
 			r.mu.Lock()
 			sealed := r.sealAtSentLocked(o.index)
 			count := sealed && !r.continued
@@ -617,6 +624,18 @@ func (r *reply) edit(ctx context.Context, o op) error {
 	}
 	r.mu.Unlock()
 	return nil
+}
+
+// apart reports whether two calls share no budget.
+func apart(a, b []draw) bool {
+	for _, x := range a {
+		for _, y := range b {
+			if x.b == y.b {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // stream appends to a native stream, or stops it with the rest of its
