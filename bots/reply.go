@@ -231,8 +231,9 @@ const continueAfter = time.Second
 
 // sealAtSentLocked ends part i with the text it already shows and lays the
 // rest of the answer out in new parts. It refuses when the shown text is
-// not a prefix of the answer (a placeholder). Inside a code block the part
-// keeps its open fence, and the next part reopens it.
+// not a prefix of the answer (a placeholder), or ends inside a code block
+// but not at a line's end. Inside a code block the part keeps its open
+// fence (it renders to the message's end), and the next part reopens it.
 func (r *reply) sealAtSentLocked(i int) bool {
 	p := r.parts[i]
 	prefix := p.start.reopen()
