@@ -114,7 +114,9 @@ func TestAutoFallsBackPerWorkspace(t *testing.T) {
 	if l := b.Limits(threadDest); l.Native != bots.NativeAuto {
 		t.Errorf("a 429 turned native streaming off: %+v", l)
 	}
-	_ = fake
+	if n := fake.Calls("chat.startStream"); n != 1 {
+		t.Errorf("the refusing workspace got %d startStream calls, want 1", n)
+	}
 }
 
 // TestLimitsAreSlacks checks that what the adapter declares is the table
