@@ -330,24 +330,77 @@ func TestFailures(t *testing.T) {
 	}
 }
 
+// storedAnswer returns the conversation's newest stored answer.
+func (h *harness) storedAnswer(t *testing.T, key conversation.Key) conversation.Message {
+	t.Helper()
+	ctx := context.Background()
+	conv, err := h.store.FindConversation(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hist, err := h.store.History(ctx, conv.ID, conversation.HistoryQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := len(hist) - 1; i >= 0; i-- {
+		if hist[i].Role == conversation.RoleAssistant {
+			return hist[i]
+		}
+	}
+	t.Fatalf("no stored answer; history: %+v", hist)
+	return conversation.Message{}
+}
+
 func TestStopByReaction(t *testing.T) {
 	h := newHarness(t, botstest.Enforced{}, bots.Config{})
-	hold := make(chan struct{})
-	defer close(hold)
-	h.llm.Answer = func(llmtest.Request) llmtest.Reply {
-		return llmtest.Reply{Chunks: []string{"never ", "ending"}, Hold: hold}
+	key := conversation.Key{Platform: "fake", Workspace: "W1", Channel: "C1", Thread: "m1"}
+	holdFirst, holdSecond := make(chan struct{}), make(chan struct{})
+	defer close(holdSecond)
+	h.llm.Answer = func(r llmtest.Request) llmtest.Reply {
+		if r.Messages[len(r.Messages)-1].Text() == "talk forever" {
+			return llmtest.Reply{Chunks: []string{"never ", "ending"}, Hold: holdFirst}
+		}
+		return llmtest.Reply{Chunks: []string{"again ", "and again"}, Hold: holdSecond}
 	}
+
+	// Reactions that must not stop the answer, sent while the model
+	// holds its stream open: Reacted cancels synchronously, so had either
+	// stopped it, the rest of the answer released below would never show.
 	h.handle(t, mention("m1", "m1", "talk forever"))
 	ms := h.waitMessages(t, "the first text", func(ms []botstest.Message) bool { return len(ms) == 1 && ms[0].Text == "never " })
-	h.engine.Reacted(h.p, "W1", "C1", ms[0].ID, "U2", "octagonal_sign") // not the asker: ignored
+	h.engine.Reacted(h.p, "W1", "C1", ms[0].ID, "U2", "octagonal_sign") // not the asker
 	h.engine.Reacted(h.p, "W1", "C1", ms[0].ID, "U1", "thumbsup")       // not a stop emoji
-	h.engine.Reacted(h.p, "W1", "C1", ms[0].ID, "U1", "octagonal_sign")
-	h.waitMessages(t, "the stop notice", func(ms []botstest.Message) bool {
-		return len(ms) == 1 && ms[0].Text == "never \n\n⏹️ _Stopped._"
+	if a := h.storedAnswer(t, key); a.Status != conversation.StatusStreaming {
+		t.Fatalf("after the ignored reactions the stored answer is %q (%s), want it still streaming", a.Text, a.Status)
+	}
+	close(holdFirst)
+	ms = h.waitMessages(t, "the first answer to go on", func(ms []botstest.Message) bool {
+		return len(ms) == 1 && ms[0].Text != "never "
 	})
-	hist := h.waitStored(t, conversation.Key{Platform: "fake", Workspace: "W1", Channel: "C1", Thread: "m1"}, 1)
-	if a := hist[len(hist)-1]; a.Status != conversation.StatusPartial || a.Text != "never " {
+	if ms[0].Text != "never ending" {
+		t.Fatalf("after the ignored reactions the reply reads %q, want the whole answer", ms[0].Text)
+	}
+	hist := h.waitStored(t, key, 1)
+	if a := hist[len(hist)-1]; a.Status != conversation.StatusComplete || a.Text != "never ending" {
+		t.Fatalf("stored answer %q (%s), want the whole answer, complete", a.Text, a.Status)
+	}
+
+	// The asker's stop emoji stops the next answer.
+	h.handle(t, bots.Incoming{Workspace: "W1", Channel: "C1", Thread: "m1", MessageID: "m2", Author: "U1", Text: "go on"})
+	ms = h.waitMessages(t, "the second answer's first text", func(ms []botstest.Message) bool { return len(ms) == 2 && ms[1].Text == "again " })
+	if a := h.storedAnswer(t, key); a.Status != conversation.StatusStreaming {
+		t.Fatalf("before the stop the newest stored answer is %q (%s), want the second, streaming", a.Text, a.Status)
+	}
+	h.engine.Reacted(h.p, "W1", "C1", ms[1].ID, "U1", "octagonal_sign")
+	h.waitMessages(t, "the stop notice", func(ms []botstest.Message) bool {
+		return len(ms) == 2 && ms[1].Text == "again \n\n⏹️ _Stopped._"
+	})
+	hist = h.waitStored(t, key, 2)
+	if a := hist[len(hist)-1]; a.Status != conversation.StatusPartial || a.Text != "again " {
 		t.Errorf("stored answer %q (%s), want the partial text", a.Text, a.Status)
+	}
+	if got := h.p.Messages()[0].Text; got != "never ending" {
+		t.Errorf("the stop changed the first reply to %q", got)
 	}
 }
 
@@ -364,15 +417,22 @@ func TestStopByDeletingTheQuestion(t *testing.T) {
 	h.waitMessages(t, "the stop notice", func(ms []botstest.Message) bool {
 		return len(ms) == 1 && strings.Contains(ms[0].Text, "question was deleted")
 	})
+	hist := h.waitStored(t, conversation.Key{Platform: "fake", Workspace: "W1", Channel: "C1", Thread: "m1"}, 1)
+	if a := hist[len(hist)-1]; a.Status != conversation.StatusPartial || a.Text != "never " {
+		t.Errorf("stored answer %q (%s), want the partial text", a.Text, a.Status)
+	}
 }
 
 func TestLongAnswerSplitsWithFences(t *testing.T) {
 	enforced := botstest.DiscordLike
 	h := newHarness(t, enforced, bots.Config{})
+	var lines []string // the program, one line each
 	var b strings.Builder
 	b.WriteString("Here is the program:\n\n```go\n")
 	for i := 0; b.Len() < 4500; i++ {
-		fmt.Fprintf(&b, "fmt.Println(\"line %d of a long program\")\n", i)
+		l := fmt.Sprintf("fmt.Println(\"line %d of a long program\")\n", i)
+		lines = append(lines, l)
+		b.WriteString(l)
 	}
 	b.WriteString("```\n\nThat is all.")
 	answer := b.String()
@@ -381,21 +441,24 @@ func TestLongAnswerSplitsWithFences(t *testing.T) {
 	ms := h.waitMessages(t, "every part", func(ms []botstest.Message) bool {
 		return len(ms) == 3 && strings.HasSuffix(ms[2].Text, "That is all.")
 	})
+	// Each part ends between program lines, closes the block it is in,
+	// and the next reopens it with its language: 48 lines of 41 or 42
+	// characters fit in Discord's 2000 with the fences.
+	if len(lines) != 110 {
+		t.Fatalf("the program has %d lines; the parts below assume 110", len(lines))
+	}
+	want := []string{
+		"Here is the program:\n\n```go\n" + strings.Join(lines[:48], "") + "```",
+		"```go\n" + strings.Join(lines[48:96], "") + "```",
+		"```go\n" + strings.Join(lines[96:], "") + "```\n\nThat is all.",
+	}
 	for i, m := range ms {
-		if len([]rune(m.Text)) > 2000 {
-			t.Errorf("message %d has %d characters", i, len([]rune(m.Text)))
+		if n := len([]rune(m.Text)); n > 2000 {
+			t.Errorf("message %d has %d characters, over Discord's 2000", i, n)
 		}
-		if strings.Count(m.Text, "```")%2 != 0 {
-			t.Errorf("message %d has unbalanced fences: %q", i, m.Text)
-		}
-	}
-	if !strings.HasPrefix(ms[1].Text, "```go\n") {
-		t.Errorf("second message does not reopen the go block: %.40q", ms[1].Text)
-	}
-	parts := bots.Split(answer, 2000)
-	for i := range parts {
-		if ms[i].Text != parts[i].Text {
-			t.Errorf("message %d is %.60q..., want %.60q...", i, ms[i].Text, parts[i].Text)
+		if m.Text != want[i] {
+			first, _, _ := strings.Cut(strings.TrimPrefix(m.Text, "```go\n"), "\n")
+			t.Errorf("message %d (%d characters, first line %q) is not the expected part; it reads %q, want %q", i, len(m.Text), first, m.Text, want[i])
 		}
 	}
 	if s := h.p.Stats(); s.RateLimited != 0 {
