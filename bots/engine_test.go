@@ -61,6 +61,21 @@ func newHarness(t *testing.T, enforced botstest.Enforced, cfg bots.Config) *harn
 	return h
 }
 
+// handle gives in to the harness's engine and fails the test if the engine
+// refuses it.
+func (h *harness) handle(t *testing.T, in bots.Incoming) {
+	t.Helper()
+	handle(t, h.engine, h.p, in)
+}
+
+// handle gives in to e and fails the test if e refuses it.
+func handle(t *testing.T, e *bots.Engine, p bots.Platform, in bots.Incoming) {
+	t.Helper()
+	if err := e.Handle(context.Background(), p, in); err != nil {
+		t.Fatalf("handle message %s: %v", in.MessageID, err)
+	}
+}
+
 // waitText waits until the platform's messages, joined, read want.
 func (h *harness) waitMessages(t *testing.T, what string, cond func(ms []botstest.Message) bool) []botstest.Message {
 	t.Helper()
@@ -213,11 +228,10 @@ func TestFollowUpCarriesHistory(t *testing.T) {
 		n++
 		return llmtest.Reply{Chunks: []string{fmt.Sprintf("answer %d", n)}}
 	}
-	ctx := context.Background()
-	h.engine.Handle(ctx, h.p, mention("m1", "m1", "first question"))
+	h.handle(t, mention("m1", "m1", "first question"))
 	key := conversation.Key{Platform: "fake", Workspace: "W1", Channel: "C1", Thread: "m1"}
 	h.waitStored(t, key, 1)
-	h.engine.Handle(ctx, h.p, bots.Incoming{Workspace: "W1", Channel: "C1", Thread: "m1", MessageID: "m2", Author: "U1", Text: "second question"})
+	h.handle(t, bots.Incoming{Workspace: "W1", Channel: "C1", Thread: "m1", MessageID: "m2", Author: "U1", Text: "second question"})
 	h.waitStored(t, key, 2)
 	reqs := h.llm.Requests()
 	var got []string
@@ -240,10 +254,9 @@ func TestQueuedMessagesAnsweredInOrder(t *testing.T) {
 		}
 		return llmtest.Reply{Chunks: []string{"answer to " + q}}
 	}
-	ctx := context.Background()
-	h.engine.Handle(ctx, h.p, bots.Incoming{Workspace: "W1", Channel: "D1", MessageID: "m1", Author: "U1", DM: true, Text: "one"})
+	h.handle(t, bots.Incoming{Workspace: "W1", Channel: "D1", MessageID: "m1", Author: "U1", DM: true, Text: "one"})
 	h.waitMessages(t, "the first answer's start", func(ms []botstest.Message) bool { return len(ms) == 1 && ms[0].Text == "first " })
-	h.engine.Handle(ctx, h.p, bots.Incoming{Workspace: "W1", Channel: "D1", MessageID: "m2", Author: "U1", DM: true, Text: "two"})
+	h.handle(t, bots.Incoming{Workspace: "W1", Channel: "D1", MessageID: "m2", Author: "U1", DM: true, Text: "two"})
 	h.waitMessages(t, "the queued notice", func(ms []botstest.Message) bool {
 		return len(ms) == 2 && strings.Contains(ms[1].Text, "Queued")
 	})
@@ -263,16 +276,15 @@ func TestQueuedMessagesAnsweredInOrder(t *testing.T) {
 
 func TestDuplicatesAnsweredOnce(t *testing.T) {
 	h := newHarness(t, botstest.Enforced{}, bots.Config{})
-	ctx := context.Background()
 	in := mention("m1", "m1", "hi")
 	in.EventID = "Ev1"
-	h.engine.Handle(ctx, h.p, in)
-	h.engine.Handle(ctx, h.p, in) // a retried delivery
-	in.EventID = "Ev2"            // the same message as another event
-	h.engine.Handle(ctx, h.p, in)
+	h.handle(t, in)
+	h.handle(t, in)    // a retried delivery
+	in.EventID = "Ev2" // the same message as another event
+	h.handle(t, in)
 	h.waitStored(t, conversation.Key{Platform: "fake", Workspace: "W1", Channel: "C1", Thread: "m1"}, 1)
 	probe := bots.Incoming{Workspace: "W1", Channel: "D9", MessageID: "probe", Author: "U9", DM: true, Text: "probe"}
-	h.engine.Handle(ctx, h.p, probe)
+	h.handle(t, probe)
 	h.waitStored(t, conversation.Key{Platform: "fake", Workspace: "W1", Channel: "D9"}, 1)
 	if got := len(h.llm.Requests()); got != 2 {
 		t.Fatalf("the model was asked %d times, want 2 (one answer, one probe)", got)
@@ -300,7 +312,7 @@ func TestFailures(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t, botstest.Enforced{}, bots.Config{})
 			h.llm.Answer = func(llmtest.Request) llmtest.Reply { return tt.reply }
-			h.engine.Handle(context.Background(), h.p, mention("m1", "m1", "hi"))
+			h.handle(t, mention("m1", "m1", "hi"))
 			hist := h.waitStored(t, conversation.Key{Platform: "fake", Workspace: "W1", Channel: "C1", Thread: "m1"}, 1)
 			if got := hist[len(hist)-1].Status; got != tt.status {
 				t.Errorf("stored status %q, want %q", got, tt.status)
@@ -318,24 +330,77 @@ func TestFailures(t *testing.T) {
 	}
 }
 
+// storedAnswer returns the conversation's newest stored answer.
+func (h *harness) storedAnswer(t *testing.T, key conversation.Key) conversation.Message {
+	t.Helper()
+	ctx := context.Background()
+	conv, err := h.store.FindConversation(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hist, err := h.store.History(ctx, conv.ID, conversation.HistoryQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := len(hist) - 1; i >= 0; i-- {
+		if hist[i].Role == conversation.RoleAssistant {
+			return hist[i]
+		}
+	}
+	t.Fatalf("no stored answer; history: %+v", hist)
+	return conversation.Message{}
+}
+
 func TestStopByReaction(t *testing.T) {
 	h := newHarness(t, botstest.Enforced{}, bots.Config{})
-	hold := make(chan struct{})
-	defer close(hold)
-	h.llm.Answer = func(llmtest.Request) llmtest.Reply {
-		return llmtest.Reply{Chunks: []string{"never ", "ending"}, Hold: hold}
+	key := conversation.Key{Platform: "fake", Workspace: "W1", Channel: "C1", Thread: "m1"}
+	holdFirst, holdSecond := make(chan struct{}), make(chan struct{})
+	defer close(holdSecond)
+	h.llm.Answer = func(r llmtest.Request) llmtest.Reply {
+		if r.Messages[len(r.Messages)-1].Text() == "talk forever" {
+			return llmtest.Reply{Chunks: []string{"never ", "ending"}, Hold: holdFirst}
+		}
+		return llmtest.Reply{Chunks: []string{"again ", "and again"}, Hold: holdSecond}
 	}
-	h.engine.Handle(context.Background(), h.p, mention("m1", "m1", "talk forever"))
+
+	// Reactions that must not stop the answer, sent while the model
+	// holds its stream open: Reacted cancels synchronously, so had either
+	// stopped it, the rest of the answer released below would never show.
+	h.handle(t, mention("m1", "m1", "talk forever"))
 	ms := h.waitMessages(t, "the first text", func(ms []botstest.Message) bool { return len(ms) == 1 && ms[0].Text == "never " })
-	h.engine.Reacted(h.p, "W1", "C1", ms[0].ID, "U2", "octagonal_sign") // not the asker: ignored
+	h.engine.Reacted(h.p, "W1", "C1", ms[0].ID, "U2", "octagonal_sign") // not the asker
 	h.engine.Reacted(h.p, "W1", "C1", ms[0].ID, "U1", "thumbsup")       // not a stop emoji
-	h.engine.Reacted(h.p, "W1", "C1", ms[0].ID, "U1", "octagonal_sign")
-	h.waitMessages(t, "the stop notice", func(ms []botstest.Message) bool {
-		return len(ms) == 1 && ms[0].Text == "never \n\n⏹️ _Stopped._"
+	if a := h.storedAnswer(t, key); a.Status != conversation.StatusStreaming {
+		t.Fatalf("after the ignored reactions the stored answer is %q (%s), want it still streaming", a.Text, a.Status)
+	}
+	close(holdFirst)
+	ms = h.waitMessages(t, "the first answer to go on", func(ms []botstest.Message) bool {
+		return len(ms) == 1 && ms[0].Text != "never "
 	})
-	hist := h.waitStored(t, conversation.Key{Platform: "fake", Workspace: "W1", Channel: "C1", Thread: "m1"}, 1)
-	if a := hist[len(hist)-1]; a.Status != conversation.StatusPartial || a.Text != "never " {
+	if ms[0].Text != "never ending" {
+		t.Fatalf("after the ignored reactions the reply reads %q, want the whole answer", ms[0].Text)
+	}
+	hist := h.waitStored(t, key, 1)
+	if a := hist[len(hist)-1]; a.Status != conversation.StatusComplete || a.Text != "never ending" {
+		t.Fatalf("stored answer %q (%s), want the whole answer, complete", a.Text, a.Status)
+	}
+
+	// The asker's stop emoji stops the next answer.
+	h.handle(t, bots.Incoming{Workspace: "W1", Channel: "C1", Thread: "m1", MessageID: "m2", Author: "U1", Text: "go on"})
+	ms = h.waitMessages(t, "the second answer's first text", func(ms []botstest.Message) bool { return len(ms) == 2 && ms[1].Text == "again " })
+	if a := h.storedAnswer(t, key); a.Status != conversation.StatusStreaming {
+		t.Fatalf("before the stop the newest stored answer is %q (%s), want the second, streaming", a.Text, a.Status)
+	}
+	h.engine.Reacted(h.p, "W1", "C1", ms[1].ID, "U1", "octagonal_sign")
+	h.waitMessages(t, "the stop notice", func(ms []botstest.Message) bool {
+		return len(ms) == 2 && ms[1].Text == "again \n\n⏹️ _Stopped._"
+	})
+	hist = h.waitStored(t, key, 2)
+	if a := hist[len(hist)-1]; a.Status != conversation.StatusPartial || a.Text != "again " {
 		t.Errorf("stored answer %q (%s), want the partial text", a.Text, a.Status)
+	}
+	if got := h.p.Messages()[0].Text; got != "never ending" {
+		t.Errorf("the stop changed the first reply to %q", got)
 	}
 }
 
@@ -346,44 +411,54 @@ func TestStopByDeletingTheQuestion(t *testing.T) {
 	h.llm.Answer = func(llmtest.Request) llmtest.Reply {
 		return llmtest.Reply{Chunks: []string{"never ", "ending"}, Hold: hold}
 	}
-	h.engine.Handle(context.Background(), h.p, mention("m1", "m1", "talk forever"))
+	h.handle(t, mention("m1", "m1", "talk forever"))
 	h.waitMessages(t, "the first text", func(ms []botstest.Message) bool { return len(ms) == 1 && ms[0].Text == "never " })
 	h.engine.Deleted(h.p, "W1", "C1", "m1")
 	h.waitMessages(t, "the stop notice", func(ms []botstest.Message) bool {
 		return len(ms) == 1 && strings.Contains(ms[0].Text, "question was deleted")
 	})
+	hist := h.waitStored(t, conversation.Key{Platform: "fake", Workspace: "W1", Channel: "C1", Thread: "m1"}, 1)
+	if a := hist[len(hist)-1]; a.Status != conversation.StatusPartial || a.Text != "never " {
+		t.Errorf("stored answer %q (%s), want the partial text", a.Text, a.Status)
+	}
 }
 
 func TestLongAnswerSplitsWithFences(t *testing.T) {
 	enforced := botstest.DiscordLike
 	h := newHarness(t, enforced, bots.Config{})
+	var lines []string // the program, one line each
 	var b strings.Builder
 	b.WriteString("Here is the program:\n\n```go\n")
 	for i := 0; b.Len() < 4500; i++ {
-		fmt.Fprintf(&b, "fmt.Println(\"line %d of a long program\")\n", i)
+		l := fmt.Sprintf("fmt.Println(\"line %d of a long program\")\n", i)
+		lines = append(lines, l)
+		b.WriteString(l)
 	}
 	b.WriteString("```\n\nThat is all.")
 	answer := b.String()
 	h.llm.Answer = func(llmtest.Request) llmtest.Reply { return llmtest.Reply{Chunks: llmtest.Words(answer, 3)} }
-	h.engine.Handle(context.Background(), h.p, mention("m1", "m1", "write code"))
+	h.handle(t, mention("m1", "m1", "write code"))
 	ms := h.waitMessages(t, "every part", func(ms []botstest.Message) bool {
 		return len(ms) == 3 && strings.HasSuffix(ms[2].Text, "That is all.")
 	})
+	// Each part ends between program lines, closes the block it is in,
+	// and the next reopens it with its language: 48 lines of 41 or 42
+	// characters fit in Discord's 2000 with the fences.
+	if len(lines) != 110 {
+		t.Fatalf("the program has %d lines; the parts below assume 110", len(lines))
+	}
+	want := []string{
+		"Here is the program:\n\n```go\n" + strings.Join(lines[:48], "") + "```",
+		"```go\n" + strings.Join(lines[48:96], "") + "```",
+		"```go\n" + strings.Join(lines[96:], "") + "```\n\nThat is all.",
+	}
 	for i, m := range ms {
-		if len([]rune(m.Text)) > 2000 {
-			t.Errorf("message %d has %d characters", i, len([]rune(m.Text)))
+		if n := len([]rune(m.Text)); n > 2000 {
+			t.Errorf("message %d has %d characters, over Discord's 2000", i, n)
 		}
-		if strings.Count(m.Text, "```")%2 != 0 {
-			t.Errorf("message %d has unbalanced fences: %q", i, m.Text)
-		}
-	}
-	if !strings.HasPrefix(ms[1].Text, "```go\n") {
-		t.Errorf("second message does not reopen the go block: %.40q", ms[1].Text)
-	}
-	parts := bots.Split(answer, 2000)
-	for i := range parts {
-		if ms[i].Text != parts[i].Text {
-			t.Errorf("message %d is %.60q..., want %.60q...", i, ms[i].Text, parts[i].Text)
+		if m.Text != want[i] {
+			first, _, _ := strings.Cut(strings.TrimPrefix(m.Text, "```go\n"), "\n")
+			t.Errorf("message %d (%d characters, first line %q) is not the expected part; it reads %q, want %q", i, len(m.Text), first, m.Text, want[i])
 		}
 	}
 	if s := h.p.Stats(); s.RateLimited != 0 {
@@ -402,7 +477,7 @@ func TestRateLimitedEditsStillDeliverFinalText(t *testing.T) {
 	h.llm.Answer = func(llmtest.Request) llmtest.Reply {
 		return llmtest.Reply{Chunks: llmtest.Words(answer, 1), Every: time.Millisecond}
 	}
-	h.engine.Handle(context.Background(), h.p, mention("m1", "m1", "count"))
+	h.handle(t, mention("m1", "m1", "count"))
 	h.waitMessages(t, "the whole answer", func(ms []botstest.Message) bool { return len(ms) == 1 && ms[0].Text == answer })
 	if s := h.p.Stats(); s.RateLimited == 0 {
 		t.Errorf("no 429 was answered: the test did not exercise Retry-After")
@@ -424,13 +499,13 @@ func TestModelCommand(t *testing.T) {
 	if r := h.engine.Command(ctx, h.p, cmd); !strings.Contains(r.Text, "now answers with `fake-large`") {
 		t.Errorf("/model fake-large answers %q", r.Text)
 	}
-	h.engine.Handle(ctx, h.p, mention("m1", "m1", "which model?"))
+	h.handle(t, mention("m1", "m1", "which model?"))
 	h.waitStored(t, conversation.Key{Platform: "fake", Workspace: "W1", Channel: "C1", Thread: "m1"}, 1)
 	if got := h.llm.Requests()[0].Model; got != "fake-large" {
 		t.Errorf("the channel's answer used %q, want fake-large", got)
 	}
 	// In a thread, by mention: set for the thread only.
-	h.engine.Handle(ctx, h.p, bots.Incoming{Workspace: "W1", Channel: "C1", Thread: "m1", MessageID: "m2", Author: "U1", Mentioned: true, Text: "/model sora-2"})
+	h.handle(t, bots.Incoming{Workspace: "W1", Channel: "C1", Thread: "m1", MessageID: "m2", Author: "U1", Mentioned: true, Text: "/model sora-2"})
 	h.waitMessages(t, "the command's answer", func(ms []botstest.Message) bool {
 		return len(ms) == 2 && strings.Contains(ms[1].Text, "in this thread")
 	})
@@ -444,14 +519,14 @@ func TestModelCommand(t *testing.T) {
 func TestResetForgets(t *testing.T) {
 	h := newHarness(t, botstest.Enforced{}, bots.Config{})
 	ctx := context.Background()
-	h.engine.Handle(ctx, h.p, bots.Incoming{Workspace: "W1", Channel: "D1", MessageID: "m1", Author: "U1", DM: true, Text: "remember 42"})
+	h.handle(t, bots.Incoming{Workspace: "W1", Channel: "D1", MessageID: "m1", Author: "U1", DM: true, Text: "remember 42"})
 	key := conversation.Key{Platform: "fake", Workspace: "W1", Channel: "D1"}
 	h.waitStored(t, key, 1)
 	r := h.engine.Command(ctx, h.p, bots.Command{Workspace: "W1", Channel: "D1", User: "U1", DM: true, Name: "reset"})
 	if !strings.Contains(r.Text, "forgot") {
 		t.Fatalf("/reset answers %q", r.Text)
 	}
-	h.engine.Handle(ctx, h.p, bots.Incoming{Workspace: "W1", Channel: "D1", MessageID: "m2", Author: "U1", DM: true, Text: "what number?"})
+	h.handle(t, bots.Incoming{Workspace: "W1", Channel: "D1", MessageID: "m2", Author: "U1", DM: true, Text: "what number?"})
 	h.waitStored(t, key, 1)
 	reqs := h.llm.Requests()
 	if got := len(reqs[1].Messages); got != 1 {
@@ -504,7 +579,7 @@ func TestProgressFallsBackToPlaceholder(t *testing.T) {
 		<-release
 		return llmtest.Reply{Chunks: []string{"done"}}
 	}
-	h.engine.Handle(context.Background(), h.p, mention("m1", "m1", "hi"))
+	h.handle(t, mention("m1", "m1", "hi"))
 	h.waitMessages(t, "a placeholder", func(ms []botstest.Message) bool { return len(ms) == 1 && strings.Contains(ms[0].Text, "Thinking") })
 	close(release)
 	h.waitMessages(t, "the answer replacing it", func(ms []botstest.Message) bool { return len(ms) == 1 && ms[0].Text == "done" })
@@ -517,7 +592,7 @@ func TestDeletedReplyStopsTheStream(t *testing.T) {
 	h.llm.Answer = func(llmtest.Request) llmtest.Reply {
 		return llmtest.Reply{Chunks: []string{"first ", "second"}, Hold: hold}
 	}
-	h.engine.Handle(context.Background(), h.p, mention("m1", "m1", "hi"))
+	h.handle(t, mention("m1", "m1", "hi"))
 	ms := h.waitMessages(t, "the first text", func(ms []botstest.Message) bool { return len(ms) == 1 && ms[0].Text == "first " })
 	h.p.DeleteByUser(ms[0].ID)
 	h.engine.Deleted(h.p, "W1", "C1", ms[0].ID)
@@ -541,7 +616,7 @@ func TestSpentEditBudgetContinuesInNewMessage(t *testing.T) {
 	h.llm.Answer = func(llmtest.Request) llmtest.Reply {
 		return llmtest.Reply{Chunks: llmtest.Words(answer, 1), Every: 3 * time.Millisecond}
 	}
-	h.engine.Handle(context.Background(), h.p, mention("m1", "m1", "talk"))
+	h.handle(t, mention("m1", "m1", "talk"))
 	ms := h.waitMessages(t, "the whole answer", func(ms []botstest.Message) bool { return joined(ms) == answer })
 	if len(ms) < 2 {
 		t.Fatalf("%d message(s), want the answer continued in a new message", len(ms))
@@ -559,7 +634,7 @@ func TestSpentEditBudgetContinuesInNewMessage(t *testing.T) {
 func TestReplyToAnswerContinuesItsConversation(t *testing.T) {
 	h := newHarness(t, botstest.Enforced{}, bots.Config{})
 	ctx := context.Background()
-	h.engine.Handle(ctx, h.p, mention("m1", "m1", "first"))
+	h.handle(t, mention("m1", "m1", "first"))
 	key := conversation.Key{Platform: "fake", Workspace: "W1", Channel: "C1", Thread: "m1"}
 	hist := h.waitStored(t, key, 1)
 	answerID := hist[len(hist)-1].PlatformID
@@ -568,7 +643,7 @@ func TestReplyToAnswerContinuesItsConversation(t *testing.T) {
 	}
 	// A reply to the answer, in the channel (Discord's reply mode), with a
 	// mention: the same conversation, not a new one.
-	h.engine.Handle(ctx, h.p, bots.Incoming{Workspace: "W1", Channel: "C1", Thread: "m2", MessageID: "m2", ReplyTo: answerID, Author: "U1", Mentioned: true, Text: "second"})
+	h.handle(t, bots.Incoming{Workspace: "W1", Channel: "C1", Thread: "m2", MessageID: "m2", ReplyTo: answerID, Author: "U1", Mentioned: true, Text: "second"})
 	h.waitStored(t, key, 2)
 	if _, err := h.store.FindConversation(ctx, conversation.Key{Platform: "fake", Workspace: "W1", Channel: "C1", Thread: "m2"}); !errors.Is(err, conversation.ErrNotFound) {
 		t.Errorf("a reply to the answer started a conversation of its own (err %v)", err)
@@ -598,7 +673,7 @@ func TestShutdownCutsStreamsAfterGrace(t *testing.T) {
 	go func() { defer close(done); e.Run(ctx) }()
 	<-e.Started()
 	p := botstest.New("fake", botstest.Enforced{})
-	e.Handle(ctx, p, mention("m1", "m1", "slow"))
+	handle(t, e, p, mention("m1", "m1", "slow"))
 	h := &harness{p: p}
 	h.waitMessages(t, "the slow answer's start", func(ms []botstest.Message) bool { return len(ms) == 1 && ms[0].Text == "slow " })
 	cancel()
@@ -614,18 +689,17 @@ func TestShutdownCutsStreamsAfterGrace(t *testing.T) {
 
 func TestMentionCommandDeliveredTwiceRunsOnce(t *testing.T) {
 	h := newHarness(t, botstest.Enforced{}, bots.Config{UserRate: bots.Rate{Every: time.Hour, Burst: 3}})
-	ctx := context.Background()
-	h.engine.Handle(ctx, h.p, mention("m1", "m1", "hi"))
+	h.handle(t, mention("m1", "m1", "hi"))
 	h.waitStored(t, conversation.Key{Platform: "fake", Workspace: "W1", Channel: "C1", Thread: "m1"}, 1)
 	// A mention in the thread, as Slack sends it: an app_mention and a
 	// message event for one message.
 	in := bots.Incoming{Workspace: "W1", Channel: "C1", Thread: "m1", MessageID: "m2", Author: "U1", Mentioned: true, Text: "/model fake-large", EventID: "Ev-a"}
-	h.engine.Handle(ctx, h.p, in)
+	h.handle(t, in)
 	in.EventID = "Ev-b"
-	h.engine.Handle(ctx, h.p, in)
+	h.handle(t, in)
 	// The third of the person's three requests an hour is still free:
 	// the command counted once.
-	h.engine.Handle(ctx, h.p, bots.Incoming{Workspace: "W1", Channel: "C1", Thread: "m1", MessageID: "m3", Author: "U1", Text: "and now?"})
+	h.handle(t, bots.Incoming{Workspace: "W1", Channel: "C1", Thread: "m1", MessageID: "m3", Author: "U1", Text: "and now?"})
 	h.waitStored(t, conversation.Key{Platform: "fake", Workspace: "W1", Channel: "C1", Thread: "m1"}, 2)
 	var commands int
 	for _, m := range h.p.Messages() {

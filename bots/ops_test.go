@@ -29,18 +29,18 @@ func dm(id, user, text string) bots.Incoming {
 func TestAccessControl(t *testing.T) {
 	h := newHarness(t, botstest.Enforced{}, bots.Config{Access: bots.Access{Users: []string{"U1"}, Roles: []string{"R-ops"}}})
 	ctx := context.Background()
-	h.engine.Handle(ctx, h.p, dm("m1", "U2", "let me in"))
+	h.handle(t, dm("m1", "U2", "let me in"))
 	h.waitMessages(t, "a polite refusal", func(ms []botstest.Message) bool {
 		return len(ms) == 1 && strings.Contains(ms[0].Text, "not available to you")
 	})
 	// In a channel a refusal is silence; a role on the list lets one in.
 	stranger := mention("m2", "m2", "hello?")
 	stranger.Author = "U2"
-	h.engine.Handle(ctx, h.p, stranger)
+	h.handle(t, stranger)
 	in := mention("m3", "m3", "ops here")
 	in.Author, in.Roles = "U3", []string{"R-ops"}
-	h.engine.Handle(ctx, h.p, in)
-	h.engine.Handle(ctx, h.p, dm("m4", "U1", "me too"))
+	h.handle(t, in)
+	h.handle(t, dm("m4", "U1", "me too"))
 	h.waitStored(t, conversation.Key{Platform: "fake", Workspace: "W1", Channel: "D-U1"}, 1)
 	h.waitStored(t, conversation.Key{Platform: "fake", Workspace: "W1", Channel: "C1", Thread: "m3"}, 1)
 	if n := len(h.llm.Requests()); n != 2 {
@@ -54,15 +54,15 @@ func TestAccessControl(t *testing.T) {
 func TestUserRateAndDailyBudget(t *testing.T) {
 	h := newHarness(t, botstest.Enforced{}, bots.Config{UserRate: bots.Rate{Every: 30 * time.Minute, Burst: 2}, DailyTokens: 15})
 	ctx := context.Background()
-	h.engine.Handle(ctx, h.p, dm("m1", "U1", "one"))
+	h.handle(t, dm("m1", "U1", "one"))
 	key := conversation.Key{Platform: "fake", Workspace: "W1", Channel: "D-U1"}
 	h.waitStored(t, key, 1)
 	// The fake model counts the request's tokens (7 for the first, 15 for
 	// the second with its history) and one per chunk: the first answer
 	// spends 8 of the 15; the second is still allowed.
-	h.engine.Handle(ctx, h.p, dm("m2", "U1", "two"))
+	h.handle(t, dm("m2", "U1", "two"))
 	h.waitStored(t, key, 2)
-	h.engine.Handle(ctx, h.p, dm("m3", "U1", "three"))
+	h.handle(t, dm("m3", "U1", "three"))
 	h.waitMessages(t, "the rate notice", func(ms []botstest.Message) bool {
 		return len(ms) == 3 && strings.Contains(ms[2].Text, "faster than Parley allows")
 	})
@@ -73,13 +73,13 @@ func TestUserRateAndDailyBudget(t *testing.T) {
 	// Another person has a budget of their own, but the spent one is
 	// refused even under the rate.
 	h2 := newHarness(t, botstest.Enforced{}, bots.Config{DailyTokens: 5})
-	h2.engine.Handle(ctx, h2.p, dm("m1", "U1", "one"))
+	h2.handle(t, dm("m1", "U1", "one"))
 	h2.waitStored(t, key, 1)
-	h2.engine.Handle(ctx, h2.p, dm("m2", "U1", "two"))
+	h2.handle(t, dm("m2", "U1", "two"))
 	h2.waitMessages(t, "the budget notice", func(ms []botstest.Message) bool {
 		return len(ms) == 2 && strings.Contains(ms[1].Text, "tokens for today")
 	})
-	h2.engine.Handle(ctx, h2.p, dm("m3", "U2", "hi"))
+	h2.handle(t, dm("m3", "U2", "hi"))
 	h2.waitStored(t, conversation.Key{Platform: "fake", Workspace: "W1", Channel: "D-U2"}, 1)
 }
 
@@ -94,7 +94,7 @@ func TestMediaDeliveredAsFiles(t *testing.T) {
 	h := newHarness(t, botstest.Enforced{}, bots.Config{Media: fetcher})
 	answer := "queued\nprogress 50%\nprogress 100%\n\n[Your video](" + files.URL + "/out/cat.mp4)"
 	h.llm.Answer = func(llmtest.Request) llmtest.Reply { return llmtest.Reply{Chunks: llmtest.Words(answer, 1)} }
-	h.engine.Handle(context.Background(), h.p, mention("m1", "m1", "a cat video"))
+	h.handle(t, mention("m1", "m1", "a cat video"))
 	hist := h.waitStored(t, conversation.Key{Platform: "fake", Workspace: "W1", Channel: "C1", Thread: "m1"}, 1)
 	ups := h.p.Uploads()
 	if len(ups) != 1 || ups[0].Name != "cat.mp4" || !bytes.Equal(ups[0].Data, video) || ups[0].Dest.Thread != "m1" {
@@ -107,7 +107,7 @@ func TestMediaDeliveredAsFiles(t *testing.T) {
 		t.Errorf("the answer's text %q changed, want the link kept", got)
 	}
 	// The next question tells the model what was delivered.
-	h.engine.Handle(context.Background(), h.p, bots.Incoming{Workspace: "W1", Channel: "C1", Thread: "m1", MessageID: "m2", Author: "U1", Text: "thanks"})
+	h.handle(t, bots.Incoming{Workspace: "W1", Channel: "C1", Thread: "m1", MessageID: "m2", Author: "U1", Text: "thanks"})
 	h.waitStored(t, conversation.Key{Platform: "fake", Workspace: "W1", Channel: "C1", Thread: "m1"}, 2)
 	if req := h.llm.Requests()[1]; !strings.Contains(req.Messages[1].Text(), "Parley attached to this answer: cat.mp4") {
 		t.Errorf("the history does not say what was delivered: %q", req.Messages[1].Text())
@@ -135,7 +135,7 @@ func TestMediaTooLargeOrPrivateStaysALink(t *testing.T) {
 			h.p.MaxUpload = tt.max
 			answer := "Here: ![a cat](" + files.URL + "/cat.png)"
 			h.llm.Answer = func(llmtest.Request) llmtest.Reply { return llmtest.Reply{Chunks: []string{answer}} }
-			h.engine.Handle(context.Background(), h.p, mention("m1", "m1", "a cat"))
+			h.handle(t, mention("m1", "m1", "a cat"))
 			ms := h.waitMessages(t, "the note", func(ms []botstest.Message) bool { return len(ms) == 2 })
 			if ms[0].Text != answer || !strings.Contains(ms[1].Text, tt.want) || !strings.Contains(ms[1].Text, "cat.png") {
 				t.Errorf("messages %q / %q, want the answer, then a note that says %q", ms[0].Text, ms[1].Text, tt.want)
@@ -166,7 +166,7 @@ func TestImagesReachVisionModels(t *testing.T) {
 				{Name: "shot.png", MIME: "image/png", Size: int64(len(png)), URL: "https://files.example/shot.png"},
 				{Name: "main.go", MIME: "text/x-go", Size: 13, URL: "https://files.example/main.go"},
 			}
-			h.engine.Handle(context.Background(), h.p, in)
+			h.handle(t, in)
 			h.waitStored(t, conversation.Key{Platform: "fake", Workspace: "W1", Channel: "D-U1"}, 1)
 			last := h.llm.Requests()[0].Messages
 			msg := last[len(last)-1]
@@ -221,11 +221,11 @@ func TestReplicasAnswerInOrder(t *testing.T) {
 	a, store := start("replica-a")
 	b, _ := start("replica-b")
 	ctx := context.Background()
-	a.Handle(ctx, p, dm("m1", "U1", "first"))
+	handle(t, a, p, dm("m1", "U1", "first"))
 	h := &harness{p: p, store: store}
 	h.waitMessages(t, "the first answer's start", func(ms []botstest.Message) bool { return len(ms) == 1 })
-	b.Handle(ctx, p, dm("m2", "U1", "second"))
-	a.Handle(ctx, p, dm("m3", "U1", "third"))
+	handle(t, b, p, dm("m2", "U1", "second"))
+	handle(t, a, p, dm("m3", "U1", "third"))
 	close(hold)
 	key := conversation.Key{Platform: "fake", Workspace: "W1", Channel: "D-U1"}
 	hist := h.waitStored(t, key, 3)
@@ -244,7 +244,7 @@ func TestReplicasAnswerInOrder(t *testing.T) {
 	// A question a replica stored and died before answering.
 	conv, _ := store.FindConversation(ctx, key)
 	store.Append(ctx, conv.ID, conversation.Message{Role: conversation.RoleUser, Author: "U1", PlatformID: "m4", Text: "orphan"})
-	b.Handle(ctx, p, dm("m5", "U1", "fifth"))
+	handle(t, b, p, dm("m5", "U1", "fifth"))
 	hist = h.waitStored(t, key, 5)
 	got = got[:0]
 	for _, m := range hist[6:] {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,6 +32,7 @@ func runProcess(t *testing.T, args string, env ...string) (stdout, stderr string
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Dir = t.TempDir()
 	cmd.Env = append([]string{"PARLEY_TEST_MAIN=1", "PARLEY_TEST_ARGS=" + args}, env...)
+	cmd.Env = append(cmd.Env, coverEnv(t)...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -42,6 +44,25 @@ func runProcess(t *testing.T, args string, env ...string) (stdout, stderr string
 		t.Fatal(err)
 	}
 	return out.String(), errb.String(), code
+}
+
+// coverEnv returns the environment a child process of this test binary
+// needs when coverage is measured: a binary built with -cover warns on
+// stderr, which the tests read, unless GOCOVERDIR names where its counters
+// go. They go with the parent's, so that main's own run counts.
+func coverEnv(t *testing.T) []string {
+	t.Helper()
+	if testing.CoverMode() == "" {
+		return nil
+	}
+	dir := os.Getenv("GOCOVERDIR")
+	if f := flag.Lookup("test.gocoverdir"); f != nil && f.Value.String() != "" {
+		dir = f.Value.String()
+	}
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	return []string{"GOCOVERDIR=" + dir}
 }
 
 // testMain returns a Main on an environment of env only, in an empty

@@ -44,6 +44,7 @@ func startReplica(t *testing.T, name string, env []string) *replica {
 	r.cmd = exec.Command(os.Args[0], "-test.run=^$")
 	r.cmd.Dir = t.TempDir()
 	r.cmd.Env = append([]string{"PARLEY_TEST_MAIN=1", "PARLEY_TEST_ARGS=", "PATH=" + os.Getenv("PATH")}, env...)
+	r.cmd.Env = append(r.cmd.Env, coverEnv(t)...)
 	stderr, err := r.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
