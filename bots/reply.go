@@ -113,6 +113,15 @@ func (r *reply) expectFirst() {
 	r.mu.Unlock()
 }
 
+// showedLocked records that part p shows what it holds: unless that is a
+// placeholder (a part without text of its own), the answer is visible.
+func (r *reply) showedLocked(p *part) {
+	if p.text != "" {
+		r.visible = true
+		r.shownFirstLocked()
+	}
+}
+
 // shownFirstLocked ends the expectation of the first text.
 func (r *reply) shownFirstLocked() {
 	if r.firstDone != nil {
@@ -551,10 +560,7 @@ func (r *reply) posted1(i int, id, text string, native bool, promised []*bucket)
 	if !native && p.sealed && text == p.text && !r.lim.FinalEdit {
 		p.finalSent = true
 	}
-	if p.text != "" {
-		r.visible = true // not a placeholder: the answer shows
-		r.shownFirstLocked()
-	}
+	r.showedLocked(p)
 	count := !r.delivered && p.text != ""
 	r.delivered = r.delivered || count
 	r.mu.Unlock()
@@ -576,22 +582,17 @@ func (r *reply) posted1(i int, id, text string, native bool, promised []*bucket)
 // the rest of the answer goes into a new one.
 func (r *reply) edit(ctx context.Context, o op) error {
 	ds := r.draws(CallEdit)
-	if post := r.draws(CallPost); o.prio == prioFinal && apart(ds, post) {
-		// A new message only helps where posts draw on other budgets than
-		// edits (Slack: chat.postMessage, chat.update).
-		if wait := r.sched.estimate(prioFinal, ds...); wait > continueAfter &&
-			r.sched.estimate(prioFinal, post...) < wait {
-			r.mu.Lock()
-			sealed := r.sealAtSentLocked(o.index)
-			count := sealed && !r.continued
-			r.continued = r.continued || sealed
-			r.mu.Unlock()
-			if count {
-				r.obs.Delivery(r.p.Name(), "continuation")
-			}
-			if sealed {
-				return nil
-			}
+	if o.prio == prioFinal && r.continues(ds) {
+		r.mu.Lock()
+		sealed := r.sealAtSentLocked(o.index)
+		count := sealed && !r.continued
+		r.continued = r.continued || sealed
+		r.mu.Unlock()
+		if count {
+			r.obs.Delivery(r.p.Name(), "continuation")
+		}
+		if sealed {
+			return nil
 		}
 	}
 	if err := r.wait(ctx, CallEdit, grant{prio: o.prio, draws: ds}); err != nil {
@@ -619,24 +620,26 @@ func (r *reply) edit(ctx context.Context, o op) error {
 	if final && text == p.text {
 		p.finalSent = true
 	}
-	if p.text != "" {
-		r.visible = true
-		r.shownFirstLocked()
-	}
+	r.showedLocked(p)
 	r.mu.Unlock()
 	return nil
 }
 
-// apart reports whether two calls share no budget.
-func apart(a, b []draw) bool {
-	for _, x := range a {
-		for _, y := range b {
+// continues reports whether a final edit drawing on edit should become a
+// continuation: its budgets cannot make it within continueAfter, and a
+// new message would go sooner. That only helps where posts draw on other
+// budgets than edits (Slack: chat.postMessage, chat.update).
+func (r *reply) continues(edit []draw) bool {
+	post := r.draws(CallPost)
+	for _, x := range edit {
+		for _, y := range post {
 			if x.b == y.b {
 				return false
 			}
 		}
 	}
-	return true
+	wait := r.sched.estimate(prioFinal, edit...)
+	return wait > continueAfter && r.sched.estimate(prioFinal, post...) < wait
 }
 
 // stream appends to a native stream, or stops it with the rest of its
@@ -687,10 +690,7 @@ func (r *reply) stream(ctx context.Context, o op) error {
 		if c == CallStop {
 			p.open, p.finalSent = false, true
 		}
-		if p.text != "" {
-			r.visible = true
-			r.shownFirstLocked()
-		}
+		r.showedLocked(p)
 		return nil
 	case errors.Is(err, ErrStreamClosed):
 		// The stream ended on its own with what it shows: the rest of the
@@ -709,11 +709,9 @@ func (r *reply) stream(ctx context.Context, o op) error {
 			}
 		}
 		return nil
-	case c == CallStop && p.promised == nil:
-		// A failed stop no longer holds its promise: the next try waits
-		// for the budget like any final.
-		return err
 	}
+	// A failed stop no longer holds its promise: the next try waits for
+	// the budget like any final.
 	return err
 }
 

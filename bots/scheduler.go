@@ -26,10 +26,11 @@ const (
 // reply for later (a native stream's stop), counted as spent until they
 // are made, so that the promised call never waits.
 type bucket struct {
-	rate  Rate // as declared
-	share int  // the replicas the budget is divided between; at least 1
-	limit int  // calls at once: the burst, divided by share
-	every time.Duration
+	rate   Rate // as declared
+	shared bool // a workspace's or the bot's: keeps calls for firsts and finals
+	share  int  // the replicas the budget is divided between; at least 1
+	limit  int  // calls at once: the burst, divided by share
+	every  time.Duration
 
 	// Sliding window: grants inside the window, oldest first.
 	window time.Duration
@@ -51,14 +52,14 @@ type bucket struct {
 func margin(w time.Duration) time.Duration { return min(w/50, 250*time.Millisecond) }
 
 func newBucket(r Rate, shared bool, share int) *bucket {
-	b := &bucket{rate: r}
-	b.setShare(max(share, 1), shared)
+	b := &bucket{rate: r, shared: shared}
+	b.setShare(max(share, 1))
 	return b
 }
 
 // setShare divides the budget between n replicas: each gets 1/n of the
 // rate and of the burst (at least one call).
-func (b *bucket) setShare(n int, shared bool) {
+func (b *bucket) setShare(n int) {
 	b.share = n
 	r := b.rate
 	if r.Every <= 0 {
@@ -77,7 +78,7 @@ func (b *bucket) setShare(n int, shared bool) {
 	}
 	b.spare, b.spacing = 0, 0
 	switch {
-	case shared && b.limit >= 10:
+	case b.shared && b.limit >= 10:
 		// A large shared budget keeps a tenth of its calls for first
 		// texts and finals, so a new reply or an answer's end finds one
 		// however many streams are live.
@@ -201,16 +202,10 @@ type draw struct {
 
 // waiter is one call waiting for its buckets.
 type waiter struct {
-	prio  priority
+	grant
 	seq   uint64
-	draws []draw
-	// reserve: buckets to promise one call of when granted (a native
-	// stream's stop). release: reservations this waiter holds and now
-	// spends.
-	reserve []*bucket
-	release []*bucket
-	ready   chan struct{}
-	since   time.Time
+	ready chan struct{}
+	since time.Time
 }
 
 // owns reports how many of b's reservations the waiter spends.
@@ -249,7 +244,6 @@ func (w *waiter) readyAt(now time.Time) time.Time {
 type scheduler struct {
 	mu      sync.Mutex
 	buckets map[string]*bucket
-	shared  map[*bucket]bool
 	waiters []*waiter
 	seq     uint64
 	share   int // live replicas the budgets are divided between
@@ -260,7 +254,7 @@ func newScheduler(now func() time.Time) *scheduler {
 	if now == nil {
 		now = time.Now
 	}
-	return &scheduler{buckets: make(map[string]*bucket), shared: make(map[*bucket]bool), share: 1, now: now}
+	return &scheduler{buckets: make(map[string]*bucket), share: 1, now: now}
 }
 
 // bucket returns the bucket for budget b, creating it unused.
@@ -271,7 +265,6 @@ func (s *scheduler) bucket(b Budget) *bucket {
 	if !ok || k.rate != b.Rate {
 		k = newBucket(b.Rate, b.Shared, s.share)
 		s.buckets[b.Key] = k
-		s.shared[k] = b.Shared
 	}
 	return k
 }
@@ -286,7 +279,7 @@ func (s *scheduler) setShare(n int) {
 	}
 	s.share = n
 	for _, b := range s.buckets {
-		b.setShare(n, s.shared[b])
+		b.setShare(n)
 	}
 	s.grantLocked()
 }
@@ -303,7 +296,7 @@ type grant struct {
 // returns ctx's error if ctx ends first (and keeps any promise g would
 // have spent), and how long it waited.
 func (s *scheduler) acquire(ctx context.Context, g grant) (time.Duration, error) {
-	w := &waiter{prio: g.prio, draws: g.draws, reserve: g.reserve, release: g.release, ready: make(chan struct{})}
+	w := &waiter{grant: g, ready: make(chan struct{})}
 	s.mu.Lock()
 	w.since = s.now()
 	s.seq++
@@ -350,7 +343,7 @@ func (s *scheduler) tryAcquire(g grant) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
-	w := &waiter{prio: g.prio, draws: g.draws, reserve: g.reserve, release: g.release, ready: make(chan struct{})}
+	w := &waiter{grant: g, ready: make(chan struct{})}
 	for _, x := range s.waiters {
 		if x.prio < g.prio {
 			continue
@@ -572,7 +565,6 @@ func (s *scheduler) sweep(idle time.Duration) {
 		full := len(b.times) == 0 && (!b.rate.TokenBucket || b.tokens >= float64(b.limit))
 		if now.Sub(b.used) > idle && full && b.reserved == 0 && b.pending == 0 && !b.blocked.After(now) {
 			delete(s.buckets, k)
-			delete(s.shared, b)
 		}
 	}
 }

@@ -274,7 +274,8 @@ func (a *Adapter) Limits(dest bots.Destination) bots.Limits {
 	channel := func(name string, r bots.Rate) bots.Budget {
 		return bots.Budget{Key: name + "/" + ch, Name: name, Rate: r}
 	}
-	post := []bots.Budget{channel("messages", win(5, a.window)), global}
+	messages := channel("messages", win(5, a.window))
+	post := []bots.Budget{messages, global}
 	if a.startsThread(dest) {
 		post[1].Cost = 2
 		post = append(post, bots.Budget{Key: "threads/" + dest.Workspace, Name: "threads", Rate: win(50, 5*time.Minute), Shared: true})
@@ -284,7 +285,7 @@ func (a *Adapter) Limits(dest bots.Destination) bots.Limits {
 		ProgressEvery: 8 * time.Second,
 		Budgets: map[bots.Call][]bots.Budget{
 			bots.CallPost:     post,
-			bots.CallUpload:   {channel("messages", win(5, a.window)), global},
+			bots.CallUpload:   {messages, global},
 			bots.CallEdit:     {channel("edits", win(5, a.window)), global},
 			bots.CallProgress: {channel("typing", win(5, a.window)), global},
 			bots.CallDelete:   {channel("deletes", win(5, time.Second)), global},

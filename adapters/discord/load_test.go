@@ -101,7 +101,7 @@ func runDiscordLoad(tb testing.TB, run loadRun) loadResult {
 		cancel()
 		tb.Fatal(err)
 	}
-	engine := bots.New(bots.Config{DefaultModel: "gpt-test", Logger: log, MaxConcurrent: 256}, store, client)
+	engine := bots.New(bots.Config{DefaultModel: "gpt-test", Logger: log}, store, client)
 	a, err := New(Options{Token: fake.Token(), APIURL: fake.APIURL(), HTTPClient: &http.Client{Timeout: 20 * time.Second}}, engine, log)
 	if err != nil {
 		cancel()

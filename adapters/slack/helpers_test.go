@@ -23,7 +23,7 @@ func TestMain(m *testing.M) {
 
 // waitFor waits until cond holds, failing the test after timeout. It wakes
 // on each change of the fake Slack and polls meanwhile for other state.
-func waitFor(t *testing.T, fake *slacktest.Server, timeout time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, fake *slacktest.Server, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()

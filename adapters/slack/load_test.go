@@ -74,7 +74,7 @@ func runSlackLoad(tb testing.TB, run loadRun) loadResult {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	engine := bots.New(bots.Config{DefaultModel: "gpt-test", Logger: log, MaxConcurrent: 256}, store, client)
+	engine := bots.New(bots.Config{DefaultModel: "gpt-test", Logger: log}, store, client)
 	cfg := fake.Config()
 	a, err := New(Options{BotToken: cfg.BotToken, AppToken: cfg.AppToken, APIURL: fake.APIURL, HTTPClient: loopbackClient()}, engine, log)
 	if err != nil {
@@ -89,10 +89,7 @@ func runSlackLoad(tb testing.TB, run loadRun) loadResult {
 		wg.Wait()
 		store.Close()
 	})
-	deadline := time.Now().Add(10 * time.Second)
-	for !fake.Connected() && time.Now().Before(deadline) {
-		<-time.After(5 * time.Millisecond) // the socket connects on its own
-	}
+	waitFor(tb, fake, 10*time.Second, "the socket", fake.Connected)
 
 	type asked struct {
 		channel, ts, prompt string
