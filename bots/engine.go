@@ -28,7 +28,7 @@ type Config struct {
 	DefaultModel  string
 	SystemPrompt  string
 	ContextTokens int      // history budget; default 16000
-	MaxConcurrent int      // conversations answered at once; default 64
+	MaxConcurrent int      // conversations answered at once; default 256
 	StopEmoji     []string // reaction names that stop a stream; default octagonal_sign, 🛑
 	// HistoryLimit is the most stored messages loaded for a reply before the
 	// token budget trims them; default 200.
@@ -112,7 +112,9 @@ func New(cfg Config, store conversation.Store, client *llm.Client) *Engine {
 		cfg.ContextTokens = 16000
 	}
 	if cfg.MaxConcurrent <= 0 {
-		cfg.MaxConcurrent = 64
+		// A whole workspace may ask at once: a waiting answer costs a
+		// connection and a few KB, while a queued one waits seconds.
+		cfg.MaxConcurrent = 256
 	}
 	if len(cfg.StopEmoji) == 0 {
 		cfg.StopEmoji = []string{"octagonal_sign", "🛑"}

@@ -92,8 +92,10 @@ type Message struct {
 	// calls that changed its text.
 	Edits int
 	// Changes holds the time of each visible change: its creation with
-	// something to show (text, blocks, files), then each edit.
+	// something to show (text, blocks, files), then each edit; Shown[i] is
+	// the text it showed from Changes[i] on.
 	Changes []time.Time
+	Shown   []string
 	// RateLimited counts the 429s answered to calls on this message.
 	RateLimited int
 	Deleted     bool
@@ -380,10 +382,16 @@ func (s *Server) nextTSLocked() string {
 	return fmt.Sprintf("%d.%06d", 1700000000+s.seq/1000000, s.seq%1000000)
 }
 
+// changedAt records that m shows its text from now on.
+func (m *Message) changedAt(now time.Time) {
+	m.Changes = append(m.Changes, now)
+	m.Shown = append(m.Shown, m.Text)
+}
+
 // addLocked records m, created at now.
 func (s *Server) addLocked(m *Message, now time.Time) {
 	if m.Text != "" || len(m.Files) > 0 {
-		m.Changes = append(m.Changes, now)
+		m.changedAt(now)
 	}
 	s.msgs = append(s.msgs, m)
 	s.byKey[m.Channel+"/"+m.TS] = m
@@ -505,7 +513,7 @@ func (s *Server) call(method string, r *http.Request, channel string, target *Me
 		thread := form.Get("thread_ts")
 		m := &Message{Channel: channel, TS: s.nextTSLocked(), ThreadTS: thread, User: s.cfg.BotUserID, BotID: s.cfg.BotID, Text: text}
 		if text == "" {
-			m.Changes = append(m.Changes, now) // blocks only
+			m.changedAt(now) // blocks only
 		}
 		s.addLocked(m, now)
 		s.echoLocked(m)
@@ -527,7 +535,7 @@ func (s *Server) call(method string, r *http.Request, channel string, target *Me
 		if target.Text != text {
 			target.Text = text
 			target.Edits++
-			target.Changes = append(target.Changes, now)
+			target.changedAt(now)
 			s.echoChangeLocked(target, "message_changed")
 		}
 		return map[string]any{"channel": channel, "ts": target.TS, "text": text}, ""
@@ -578,7 +586,7 @@ func (s *Server) call(method string, r *http.Request, channel string, target *Me
 		if md != "" {
 			target.Text += md
 			target.Edits++
-			target.Changes = append(target.Changes, now)
+			target.changedAt(now)
 		}
 		if method == "chat.stopStream" {
 			target.Streaming = false
@@ -653,6 +661,7 @@ func (s *Server) serveResponse(w http.ResponseWriter, r *http.Request) {
 func (m *Message) clone() Message {
 	c := *m
 	c.Changes = slices.Clone(m.Changes)
+	c.Shown = slices.Clone(m.Shown)
 	c.Files = slices.Clone(m.Files)
 	return c
 }

@@ -57,7 +57,7 @@ type env struct {
 	LogLevel  string `env:"LOG_LEVEL, default=info"`
 	LogFormat string `env:"LOG_FORMAT, default=text"`
 
-	MaxConcurrent string `env:"PARLEY_MAX_CONCURRENT, default=64"`
+	MaxConcurrent string `env:"PARLEY_MAX_CONCURRENT, default=256"`
 	StopEmoji     string `env:"PARLEY_STOP_EMOJI, default=octagonal_sign,🛑"`
 	ShutdownGrace string `env:"SHUTDOWN_GRACE, default=25s"`
 
