@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -13,8 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/parleyhq/parley/adapters/slack/slacktest"
 	"github.com/parleyhq/parley/bots"
+	"github.com/parleyhq/parley/conversation"
+	"github.com/parleyhq/parley/conversation/postgres"
 	"github.com/parleyhq/parley/conversation/sqlite"
 	"github.com/parleyhq/parley/llm"
 	"github.com/parleyhq/parley/llm/llmtest"
@@ -30,6 +35,7 @@ type loadRun struct {
 	ttft          time.Duration // the model's time to first token
 	rate          float64       // arrivals a second, Poisson; 0: all at once
 	oneChannel    bool          // threads of one channel (else a channel each)
+	replicas      int           // engines sharing one PostgreSQL database (0, 1: one on SQLite)
 	lone          bool          // then one more conversation, alone
 }
 
@@ -65,32 +71,58 @@ func runSlackLoad(tb testing.TB, run loadRun) loadResult {
 		return llmtest.Reply{Chunks: words, Every: run.every, FirstDelay: run.ttft}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	store, err := sqlite.Open(ctx, filepath.Join(tb.TempDir(), "load.db"), sqlite.Options{})
-	if err != nil {
-		tb.Fatal(err)
-	}
 	log := slog.New(slog.DiscardHandler)
 	client, err := llm.New(llm.Config{BaseURL: srv.BaseURL(), APIKey: "sk-test-key", DefaultModel: "gpt-test",
 		HTTPClient: &http.Client{Transport: slacktest.LoopbackTransport()}, Logger: log})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	engine := bots.New(bots.Config{DefaultModel: "gpt-test", Logger: log}, store, client)
-	cfg := fake.Config()
-	a, err := New(Options{BotToken: cfg.BotToken, AppToken: cfg.AppToken, APIURL: fake.APIURL, HTTPClient: loopbackClient()}, engine, log)
-	if err != nil {
-		tb.Fatal(err)
-	}
 	var wg sync.WaitGroup
-	wg.Go(func() { engine.Run(ctx) })
-	<-engine.Started()
-	wg.Go(func() { a.Run(ctx) })
 	tb.Cleanup(func() {
 		cancel()
 		wg.Wait()
-		store.Close()
 	})
-	waitFor(tb, fake, 10*time.Second, "the socket", fake.Connected)
+	// Each replica is an engine with its store and an adapter with its
+	// own socket: the fake spreads the events over the sockets as Slack
+	// does. Replicas share one PostgreSQL database; a lone process keeps
+	// the default SQLite file.
+	replicas := max(run.replicas, 1)
+	dbURL := ""
+	if run.replicas > 1 {
+		dbURL = postgresSchema(tb)
+	}
+	var engines []*bots.Engine
+	cfg := fake.Config()
+	for i := range replicas {
+		var store conversation.Store
+		if dbURL != "" {
+			store, err = postgres.Open(ctx, dbURL, postgres.Options{})
+		} else {
+			store, err = sqlite.Open(ctx, filepath.Join(tb.TempDir(), "load.db"), sqlite.Options{})
+		}
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { store.Close() })
+		engine := bots.New(bots.Config{DefaultModel: "gpt-test", Logger: log, Owner: fmt.Sprintf("replica-%d", i)}, store, client)
+		a, err := New(Options{BotToken: cfg.BotToken, AppToken: cfg.AppToken, APIURL: fake.APIURL, HTTPClient: loopbackClient()}, engine, log)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		wg.Go(func() { engine.Run(ctx) })
+		<-engine.Started()
+		wg.Go(func() { a.Run(ctx) })
+		engines = append(engines, engine)
+	}
+	waitFor(tb, fake, 10*time.Second, "the sockets", func() bool { return fake.Open() == replicas })
+	waitFor(tb, fake, 20*time.Second, "the replicas to see each other", func() bool {
+		for _, e := range engines {
+			if e.Replicas() != replicas {
+				return false
+			}
+		}
+		return true
+	})
 
 	type asked struct {
 		channel, ts, prompt string
@@ -261,6 +293,7 @@ func BenchmarkSlackLoad(b *testing.B) {
 		{"long-20x600", with(func(r *loadRun) { r.conversations = 20; r.tokens = 600 })},
 		{"poisson-2s-2min", with(func(r *loadRun) { r.conversations = 240; r.rate = 2 })},
 		{"one-channel-20", with(func(r *loadRun) { r.conversations = 20; r.oneChannel = true })},
+		{"two-replicas-50", with(func(r *loadRun) { r.conversations = 50; r.replicas = 2 })},
 	} {
 		b.Run(sc.name, func(b *testing.B) {
 			for range b.N {
@@ -296,5 +329,47 @@ func TestSlackLoadShort(t *testing.T) {
 	}
 	if res.loneUpdates < 2 {
 		t.Errorf("the lone conversation showed its text %d time(s), want at least 2", res.loneUpdates)
+	}
+}
+
+// postgresSchema returns the URL of a fresh schema in the database of
+// PARLEY_TEST_POSTGRES_URL, dropped when tb ends; it skips tb without one.
+func postgresSchema(tb testing.TB) string {
+	tb.Helper()
+	pgURL := os.Getenv("PARLEY_TEST_POSTGRES_URL")
+	if pgURL == "" {
+		tb.Skip("set PARLEY_TEST_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable) to run replicas on PostgreSQL")
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, pgURL)
+	if err != nil {
+		tb.Fatalf("connect to PostgreSQL: %v", err)
+	}
+	schema := fmt.Sprintf("slackload_%d", time.Now().UnixNano())
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+		conn.Close(context.Background())
+	})
+	sep := "?"
+	if strings.Contains(pgURL, "?") {
+		sep = "&"
+	}
+	return pgURL + sep + "search_path=" + schema
+}
+
+// TestSlackLoadTwoReplicasShort is the two-replica load's short form, for
+// CI: two engines on one PostgreSQL database, each with its own socket,
+// split the workspace's budgets between them, so a burst draws no 429.
+func TestSlackLoadTwoReplicasShort(t *testing.T) {
+	res := runSlackLoad(t, loadRun{conversations: 30, tokens: 120, every: 25 * time.Millisecond, ttft: 200 * time.Millisecond, replicas: 2})
+	t.Logf("%+v", res)
+	if res.limited != 0 {
+		t.Errorf("%d 429s, want none", res.limited)
+	}
+	if res.exact != res.replies {
+		t.Errorf("%d of %d replies exact", res.exact, res.replies)
 	}
 }

@@ -213,10 +213,10 @@ func (s *Server) Close() {
 	if !s.sock.closed {
 		s.sock.closed = true
 		close(s.sock.done)
-		if s.sock.conn != nil {
-			s.sock.conn.Close()
-			s.sock.conn = nil
+		for _, conn := range s.sock.conns {
+			conn.Close()
 		}
+		s.sock.conns = nil
 	}
 	s.mu.Unlock()
 	s.srv.CloseClientConnections()

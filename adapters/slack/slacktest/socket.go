@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"slices"
 	"sync"
 	"time"
 
@@ -16,9 +17,13 @@ import (
 )
 
 // socket is the fake's Socket Mode side. Guarded by Server.mu, except the
-// goroutines' WaitGroup.
+// goroutines' WaitGroup. Slack lets an app hold up to MaxConnections
+// sockets at once (one per replica, say) and spreads the envelopes between
+// them; what a connection did not acknowledge before it closed goes to
+// another.
 type socket struct {
-	conn        *websocket.Conn
+	conns       []*websocket.Conn // open, oldest first
+	next        int               // round robin over conns
 	connections int
 	pending     []*envelope // sent or waiting to be sent, not acknowledged
 	acks        map[string]json.RawMessage
@@ -27,10 +32,15 @@ type socket struct {
 	wg          sync.WaitGroup
 }
 
+// MaxConnections is how many Socket Mode connections Slack keeps open for
+// one app; opening one more closes the oldest.
+const MaxConnections = 10
+
 type envelope struct {
 	id    string
 	body  map[string]any
 	tries int
+	conn  *websocket.Conn // where it went last; nil: not delivered
 }
 
 func (k *socket) init() {
@@ -55,24 +65,46 @@ func (s *Server) serveSocket(w http.ResponseWriter, r *http.Request) {
 		conn.Close()
 		return
 	}
-	if old := s.sock.conn; old != nil {
-		old.Close()
+	if len(s.sock.conns) == MaxConnections {
+		s.sock.conns[0].Close()
+		s.sock.conns = s.sock.conns[1:]
 	}
-	s.sock.conn = conn
+	s.sock.conns = append(s.sock.conns, conn)
 	s.sock.connections++
-	s.writeLocked(map[string]any{
-		"type": "hello", "num_connections": 1,
+	s.writeToLocked(conn, map[string]any{
+		"type": "hello", "num_connections": len(s.sock.conns),
 		"connection_info": map[string]any{"app_id": "A0APP"},
 		"debug_info":      map[string]any{"host": "fake", "approximate_connection_time": 3600},
 	})
 	// Slack delivers again what was not acknowledged.
-	for _, e := range s.sock.pending {
-		s.deliverLocked(e)
-	}
+	s.redeliverLocked()
 	s.changedLocked()
 	s.sock.wg.Add(2)
 	go s.readAcks(conn)
 	go s.ping(conn)
+}
+
+// redeliverLocked delivers the envelopes not acknowledged whose connection
+// is gone (or that found none).
+func (s *Server) redeliverLocked() {
+	for _, e := range s.sock.pending {
+		if e.conn == nil || !slices.Contains(s.sock.conns, e.conn) {
+			s.deliverLocked(e)
+		}
+	}
+}
+
+// dropLocked forgets conn and hands what it did not acknowledge to the
+// connections left.
+func (s *Server) dropLocked(conn *websocket.Conn) {
+	i := slices.Index(s.sock.conns, conn)
+	if i < 0 {
+		return
+	}
+	conn.Close()
+	s.sock.conns = slices.Delete(s.sock.conns, i, i+1)
+	s.redeliverLocked()
+	s.changedLocked()
 }
 
 // readAcks records the acknowledgements read from conn.
@@ -81,6 +113,9 @@ func (s *Server) readAcks(conn *websocket.Conn) {
 	for {
 		_, data, err := conn.ReadMessage()
 		if err != nil {
+			s.mu.Lock()
+			s.dropLocked(conn)
+			s.mu.Unlock()
 			return
 		}
 		var ack struct {
@@ -123,25 +158,28 @@ func (s *Server) ping(conn *websocket.Conn) {
 	}
 }
 
-// writeLocked writes v to the current connection, if any.
-func (s *Server) writeLocked(v any) {
-	if s.sock.conn == nil {
-		return
-	}
-	_ = s.sock.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	if err := s.sock.conn.WriteJSON(v); err != nil {
-		s.sock.conn.Close()
-		s.sock.conn = nil
+// writeToLocked writes v to conn; a connection that fails is dropped.
+func (s *Server) writeToLocked(conn *websocket.Conn, v any) {
+	_ = conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if err := conn.WriteJSON(v); err != nil {
+		s.dropLocked(conn)
 	}
 }
 
+// deliverLocked sends e to the next open connection, if any.
 func (s *Server) deliverLocked(e *envelope) {
+	if len(s.sock.conns) == 0 {
+		e.conn = nil
+		return
+	}
 	if e.tries > 0 {
 		e.body["retry_attempt"] = e.tries
 		e.body["retry_reason"] = "timeout"
 	}
 	e.tries++
-	s.writeLocked(e.body)
+	s.sock.next = (s.sock.next + 1) % len(s.sock.conns)
+	e.conn = s.sock.conns[s.sock.next]
+	s.writeToLocked(e.conn, e.body)
 }
 
 // sendLocked queues an envelope and delivers it when a socket is open.
@@ -283,10 +321,13 @@ func (s *Server) Connections() int {
 }
 
 // Connected reports whether a socket is open now.
-func (s *Server) Connected() bool {
+func (s *Server) Connected() bool { return s.Open() > 0 }
+
+// Open returns how many sockets are open now.
+func (s *Server) Open() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.sock.conn != nil
+	return len(s.sock.conns)
 }
 
 // Disconnect asks the client to reconnect, as Slack does before it
@@ -294,16 +335,20 @@ func (s *Server) Connected() bool {
 func (s *Server) Disconnect() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.writeLocked(map[string]any{"type": "disconnect", "reason": "refresh_requested", "debug_info": map[string]any{"host": "fake"}})
+	for _, conn := range slices.Clone(s.sock.conns) {
+		s.writeToLocked(conn, map[string]any{"type": "disconnect", "reason": "refresh_requested", "debug_info": map[string]any{"host": "fake"}})
+	}
 }
 
 // DropSocket closes the socket without a word, as a network failure does.
 func (s *Server) DropSocket() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.sock.conn != nil {
-		s.sock.conn.NetConn().Close()
-		s.sock.conn = nil
+	if len(s.sock.conns) > 0 {
+		for _, conn := range s.sock.conns {
+			conn.NetConn().Close()
+		}
+		s.sock.conns = nil
 		s.changedLocked()
 	}
 }
