@@ -37,6 +37,13 @@ func (e *Engine) answer(j *job) {
 		e.checkpoint(j, asst.ID, firstID, "")
 	}
 	e.startFlush(j)
+	// What the first post needs (Discord: its thread) is made while the
+	// model thinks.
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		j.reply.prepare(ctx)
+	}()
 	progressDone := make(chan struct{})
 	e.wg.Add(1)
 	go func() {

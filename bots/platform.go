@@ -100,6 +100,21 @@ type Streamer interface {
 	StopStream(ctx context.Context, dest Destination, id, text string) error
 }
 
+// Preparer is implemented by a platform whose first post to a destination
+// needs a call of its own first (Discord starts the reply's thread). The
+// engine makes that call as soon as it starts answering, while the model
+// thinks, paced by Limits.Budgets[CallPrepare]; a destination with nothing
+// to prepare lists no such budget. The first post waits for it, and then
+// costs only its own call.
+type Preparer interface {
+	// Prepare makes ready what the first post to dest needs.
+	Prepare(ctx context.Context, dest Destination) error
+	// Unprepared tells the platform that the first post to dest comes
+	// without Prepare, because its budget would make the answer late:
+	// Discord then answers in the channel instead of starting a thread.
+	Unprepared(dest Destination)
+}
+
 // Call is a kind of platform call the engine makes.
 type Call int
 
@@ -113,10 +128,11 @@ const (
 	CallStart                // Streamer.StartStream
 	CallAppend               // Streamer.AppendStream
 	CallStop                 // Streamer.StopStream
+	CallPrepare              // Preparer.Prepare
 	numCalls
 )
 
-var callNames = [numCalls]string{"post", "edit", "delete", "progress", "upload", "start", "append", "stop"}
+var callNames = [numCalls]string{"post", "edit", "delete", "progress", "upload", "start", "append", "stop", "prepare"}
 
 // String returns the call's name as metrics show it: "post", "edit", ...
 func (c Call) String() string {

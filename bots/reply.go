@@ -55,6 +55,7 @@ type reply struct {
 	gone        error // ErrGone from the platform: nothing more can be shown
 	flushing    bool
 	finished    chan struct{} // closed when the flusher has sent everything final
+	prepared    chan struct{} // closed when prepare is done; nil: not started
 	doneCtx     context.Context
 	markDone    context.CancelFunc // ends doneCtx once the text is final
 }
@@ -84,7 +85,9 @@ func newReply(e *Engine, p Platform, dest Destination) *reply {
 
 // draws returns the buckets a call of kind c draws on.
 func (r *reply) draws(c Call) []draw {
-	bs := r.lim.Budgets[c]
+	r.mu.Lock()
+	bs := r.lim.Budgets[c] // prepare may change them
+	r.mu.Unlock()
 	out := make([]draw, 0, len(bs))
 	for _, b := range bs {
 		if b.Rate.Every <= 0 {
@@ -473,9 +476,73 @@ func (r *reply) flush(ctx context.Context) {
 	}
 }
 
+// prepareLate is how long the call that prepares a first post may wait
+// for its budget: longer, and the post does without. A burst fills the
+// bot-wide budget for a second or so; a spent thread budget takes minutes.
+const prepareLate = 3 * time.Second
+
+// prepare makes the Preparer's call for the reply's first post, if dest
+// needs one: at once, with a first text's priority, unless its budget
+// cannot pay for it within prepareLate; then the first post does without
+// (Discord answers in the channel rather than minutes late in a thread).
+// The first post waits until prepare is done.
+func (r *reply) prepare(ctx context.Context) {
+	pr, ok := r.p.(Preparer)
+	if !ok {
+		return
+	}
+	r.mu.Lock()
+	if r.prepared != nil || r.parts[0].id != "" {
+		r.mu.Unlock()
+		return
+	}
+	done := make(chan struct{})
+	r.prepared = done
+	r.mu.Unlock()
+	defer close(done)
+	if len(r.p.Limits(r.dest).Budgets[CallPrepare]) == 0 {
+		return // nothing to prepare (the thread exists)
+	}
+	ds := r.draws(CallPrepare)
+	if r.sched.estimate(prioFirst, ds...) > prepareLate {
+		pr.Unprepared(r.dest)
+		budgets := r.p.Limits(r.dest).Budgets
+		r.mu.Lock()
+		r.lim.Budgets = budgets
+		r.mu.Unlock()
+		r.log.Debug("preparing the first post would be late; posting without", "platform", r.p.Name())
+		return
+	}
+	err := r.call(ctx, CallPrepare, prioFirst, func() error { return pr.Prepare(ctx, r.dest) })
+	if err != nil && ctx.Err() == nil {
+		// The first post tries again (Discord: it starts the thread, or
+		// answers in the channel).
+		r.log.Debug("prepare the first post", "platform", r.p.Name(), "err", err)
+	}
+}
+
+// awaitPrepared waits until prepare is done, if it started.
+func (r *reply) awaitPrepared(ctx context.Context) error {
+	r.mu.Lock()
+	ch := r.prepared
+	r.mu.Unlock()
+	if ch == nil {
+		return nil
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // post creates part o.index's message: a native stream where the platform
 // and the budgets allow it, else a post.
 func (r *reply) post(ctx context.Context, o op) error {
+	if err := r.awaitPrepared(ctx); err != nil {
+		return err
+	}
 	r.mu.Lock()
 	p := r.parts[o.index]
 	native := r.lim.Native != NativeNever && !r.noNative && !p.sealed && p.text != ""

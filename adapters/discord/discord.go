@@ -127,6 +127,7 @@ type Adapter struct {
 }
 
 var _ bots.Platform = (*Adapter)(nil)
+var _ bots.Preparer = (*Adapter)(nil)
 
 // New returns an Adapter answering through engine. Run starts it.
 func New(opts Options, engine *bots.Engine, logger *slog.Logger) (*Adapter, error) {
@@ -264,9 +265,11 @@ func (a *Adapter) Ready() bool { return a.connected.Load() }
 //	start thread            50 per 5 minutes per guild
 //	every call but interactions: 50 a second for the whole bot
 //
-// In thread mode the first answer to a mention also starts its thread:
-// the post then costs two of the bot's calls and one of the guild's
-// thread budget. Typing lasts 10 s; it is repeated before it fades.
+// In thread mode the first answer to a mention starts its thread: the
+// engine has it started while the model thinks (Prepare), from the bot's
+// calls and the guild's thread budget; when that budget is spent the
+// answer goes into the channel instead (Unprepared). Typing lasts 10 s; it
+// is repeated before it fades.
 func (a *Adapter) Limits(dest bots.Destination) bots.Limits {
 	ch := a.target(dest)
 	win := func(n int, d time.Duration) bots.Rate { return bots.Rate{Every: d / time.Duration(n), Burst: n} }
@@ -275,22 +278,22 @@ func (a *Adapter) Limits(dest bots.Destination) bots.Limits {
 		return bots.Budget{Key: name + "/" + ch, Name: name, Rate: r}
 	}
 	messages := channel("messages", win(5, a.window))
-	post := []bots.Budget{messages, global}
-	if a.startsThread(dest) {
-		post[1].Cost = 2
-		post = append(post, bots.Budget{Key: "threads/" + dest.Workspace, Name: "threads", Rate: win(50, 5*time.Minute), Shared: true})
-	}
-	return bots.Limits{
+	l := bots.Limits{
 		MaxChars:      maxMessageChars,
 		ProgressEvery: 8 * time.Second,
 		Budgets: map[bots.Call][]bots.Budget{
-			bots.CallPost:     post,
+			bots.CallPost:     {messages, global},
 			bots.CallUpload:   {messages, global},
 			bots.CallEdit:     {channel("edits", win(5, a.window)), global},
 			bots.CallProgress: {channel("typing", win(5, a.window)), global},
 			bots.CallDelete:   {channel("deletes", win(5, time.Second)), global},
 		},
 	}
+	if a.startsThread(dest) {
+		l.Budgets[bots.CallPrepare] = []bots.Budget{global,
+			{Key: "threads/" + dest.Workspace, Name: "threads", Rate: win(50, 5*time.Minute), Shared: true}}
+	}
+	return l
 }
 
 // maxMessageChars is the most characters a Discord message holds.

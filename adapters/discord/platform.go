@@ -63,6 +63,24 @@ func (a *Adapter) Post(ctx context.Context, dest bots.Destination, text string) 
 	return m.ID, nil
 }
 
+// Prepare starts the reply's thread, if dest's answer goes into a thread
+// that does not exist yet: the engine calls it while the model thinks.
+func (a *Adapter) Prepare(ctx context.Context, dest bots.Destination) error {
+	if !a.startsThread(dest) {
+		return nil
+	}
+	_, _, err := a.postTarget(ctx, dest)
+	return err
+}
+
+// Unprepared makes dest's answer a reply in the channel: the guild's
+// thread budget is spent, and a thread would come minutes late.
+func (a *Adapter) Unprepared(dest bots.Destination) {
+	if a.startsThread(dest) {
+		a.cache.setThread(dest.Thread, threadNone)
+	}
+}
+
 // postTarget returns the channel an answer goes to and the message it
 // replies to, starting the conversation's thread when needed.
 func (a *Adapter) postTarget(ctx context.Context, dest bots.Destination) (channel, replyTo string, err error) {
