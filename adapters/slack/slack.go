@@ -204,6 +204,10 @@ func (a *Adapter) Ready() bool {
 	return a.connected.Load()
 }
 
+// Authenticated is closed once auth.test has accepted the bot token. A
+// refused token makes Run return an error instead.
+func (a *Adapter) Authenticated() <-chan struct{} { return a.ready }
+
 // Name returns "slack".
 func (a *Adapter) Name() string { return "slack" }
 

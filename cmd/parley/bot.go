@@ -21,9 +21,9 @@ import (
 	"github.com/parleyhq/parley/llm"
 )
 
-// readyz answers 200 when the store answers and every platform is
-// connected, else 503 naming what is not.
-func (m *Main) readyz(platforms []platform) http.HandlerFunc {
+// readyz answers 200 when the store answers, the LLM endpoint answers and
+// every platform is connected, else 503 naming what is not.
+func (m *Main) readyz(platforms []platform, client *llm.Client) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
@@ -31,6 +31,9 @@ func (m *Main) readyz(platforms []platform) http.HandlerFunc {
 		_, err := m.store.FindConversation(ctx, conversation.Key{Platform: "readyz"})
 		if err != nil && !errors.Is(err, conversation.ErrNotFound) {
 			problems = append(problems, "store unreachable")
+		}
+		if err := client.Health(); err != nil {
+			problems = append(problems, "LLM endpoint: "+err.Error())
 		}
 		for _, p := range platforms {
 			if !p.ready() {
@@ -72,7 +75,16 @@ func (m *Main) runBot(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	mux.HandleFunc("GET /readyz", m.readyz(platforms))
+	mux.HandleFunc("GET /readyz", m.readyz(platforms, client))
+	var names []string
+	native := map[string]bool{}
+	for _, p := range platforms {
+		names = append(names, p.name)
+		_, native[p.name] = p.adapter.(bots.Streamer)
+		m.metrics.watchPlatform(p.name, p.ready)
+	}
+	m.metrics.preset(names, native, cfg.LLM.Model)
+	m.metrics.watchLLM(client.Health)
 
 	// Listen before starting anything, so that a taken port is reported
 	// as a configuration problem, before any platform connects.
@@ -114,6 +126,15 @@ func (m *Main) runBot(ctx context.Context) error {
 			return nil
 		})
 	}
+	// "running" means the platforms took the credentials: a refused token
+	// ends Run with the error, and this line never shows.
+	for _, p := range platforms {
+		select {
+		case <-p.authenticated:
+		case <-ctx.Done():
+			return g.Wait()
+		}
+	}
 	log.Info("parley is running", "version", Version(), "http", ln.Addr().String(), "model", cfg.LLM.Model)
 	err = g.Wait()
 	log.Info("parley stopped")
@@ -125,6 +146,10 @@ func (m *Main) newEngine(ctx context.Context, cfg *config.Config, log *slog.Logg
 	if err := m.openStore(ctx, cfg.Store, log); err != nil {
 		return nil, nil, err
 	}
+	var onError, onRetry func(string)
+	if m.metrics != nil {
+		onError, onRetry = m.metrics.LLMError, m.metrics.LLMRetry
+	}
 	client, err := llm.New(llm.Config{
 		BaseURL:           cfg.LLM.BaseURL,
 		APIKey:            cfg.LLM.APIKey.Reveal(),
@@ -134,10 +159,13 @@ func (m *Main) newEngine(ctx context.Context, cfg *config.Config, log *slog.Logg
 		Models:            cfg.LLM.Models,
 		DefaultModel:      cfg.LLM.Model,
 		Logger:            log,
+		OnError:           onError,
+		OnRetry:           onRetry,
 	})
 	if err != nil {
 		return nil, nil, err
 	}
+	checkLLM(ctx, client, cfg.LLM, log)
 	var obs bots.Observer
 	if m.metrics != nil {
 		obs = m.metrics
@@ -178,6 +206,9 @@ type platform struct {
 	adapter bots.Platform
 	run     func(ctx context.Context) error // runs until ctx ends
 	ready   func() bool                     // connected, for /readyz
+	// authenticated is closed once the platform accepted the
+	// credentials (Slack's auth.test, Discord's IDENTIFY).
+	authenticated <-chan struct{}
 }
 
 // platforms builds the adapters of the configured chat platforms. An
@@ -203,7 +234,7 @@ func (m *Main) platforms(cfg *config.Config, engine *bots.Engine, mux *http.Serv
 		if !cfg.Slack.SocketMode() {
 			mux.Handle("/slack/", a.Handler())
 		}
-		ps = append(ps, platform{name: "slack", adapter: a, run: a.Run, ready: a.Ready})
+		ps = append(ps, platform{name: "slack", adapter: a, run: a.Run, ready: a.Ready, authenticated: a.Authenticated()})
 	}
 	if cfg.Discord.Enabled() {
 		a, err := discord.New(discord.Options{
@@ -218,7 +249,7 @@ func (m *Main) platforms(cfg *config.Config, engine *bots.Engine, mux *http.Serv
 		if err != nil {
 			return nil, err
 		}
-		ps = append(ps, platform{name: "discord", adapter: a, run: a.Run, ready: a.Ready})
+		ps = append(ps, platform{name: "discord", adapter: a, run: a.Run, ready: a.Ready, authenticated: a.Authenticated()})
 	}
 	return ps, nil
 }
