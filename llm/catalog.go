@@ -127,16 +127,22 @@ func (c *Client) refresh(ctx context.Context) error {
 	retry := catalogRetryMin << min(cat.failures, 8)
 	cat.failures++
 	cat.expires = now.Add(min(c.cfg.CatalogTTL, catalogRetry, retry))
+	// Warn when the listing starts failing; the retries that follow,
+	// seconds apart, only at debug level.
+	warn := c.log.Warn
+	if cat.failures > 1 {
+		warn = c.log.Debug
+	}
 	if cat.verified {
 		// Keep serving the last good list; try again soon.
-		c.log.Warn("llm: cannot list models; keeping the last list", "err", msg)
+		warn("llm: cannot list models; keeping the last list", "err", msg)
 		return nil
 	}
 	cat.models, cat.err = c.fallback(), nil
 	if len(cat.models) == 0 {
 		cat.err = fmt.Errorf("llm: list models: %s; set the allowed models or a default model", msg)
 	}
-	c.log.Warn("llm: cannot list models; using the configured names", "err", msg, "models", len(cat.models))
+	warn("llm: cannot list models; using the configured names", "err", msg, "models", len(cat.models))
 	return nil
 }
 

@@ -110,6 +110,16 @@ func TestCheckUnreachableThenBack(t *testing.T) {
 	if !errors.Is(c.Health(), ErrUnreachable) {
 		t.Fatalf("Health: got %v, want unreachable", c.Health())
 	}
+	// An answer meanwhile fails at once, without the retry budget.
+	var n counts
+	n.config(&c.cfg)
+	if _, err := c.Stream(context.Background(), userRequest("fake-small", "hi")); !errors.Is(err, ErrUnreachable) || !errors.Is(err, ErrServer) {
+		t.Errorf("Stream: got %v, want unreachable (a server error)", err)
+	}
+	if errs, retries := n.get(); len(retries) != 0 || !slices.Equal(errs, []string{"unreachable"}) {
+		t.Errorf("retries %q and errors %q, want none and one unreachable", retries, errs)
+	}
+	c.cfg.OnError, c.cfg.OnRetry = nil, nil
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

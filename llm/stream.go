@@ -30,7 +30,9 @@ var errClosed = errors.New("llm: stream closed")
 // 502, 503, 504, and a connection cut right after the headers) are retried
 // with jittered exponential backoff for at most Config.RetryBudget, honouring
 // Retry-After; when the endpoint asks for a longer wait than the budget has
-// left, the *RateLimitError is returned at once. Nothing is retried once a
+// left, the *RateLimitError is returned at once. A connection error while
+// Health says the endpoint is unreachable is returned at once
+// (ErrUnreachable). Nothing is retried once a
 // byte of the answer has arrived.
 //
 // An empty req.Model means Config.DefaultModel.
@@ -244,6 +246,12 @@ func (s *Stream) retryWait(err error, kind string) error {
 		return stop
 	}
 	if !retryable(err) {
+		return s.public(err)
+	}
+	if isTransport(err) && errors.Is(s.c.Health(), ErrUnreachable) {
+		// The model list could not be reached either: the endpoint is
+		// down, and the catalog's retries will notice when it is back.
+		// Say so now rather than after the whole retry budget.
 		return s.public(err)
 	}
 	d := backoffBase << min(s.attempts, 10)

@@ -60,7 +60,7 @@ func (m *Main) runBot(ctx context.Context) error {
 	}
 	log := newLogger(m.Stderr, cfg.Log)
 	m.metrics = newMetrics()
-	engine, client, err := m.newEngine(ctx, cfg, log)
+	engine, client, err := m.newEngine(ctx, cfg, log, "; Parley starts anyway, keeps trying, and /readyz reports it")
 	if err != nil {
 		return err
 	}
@@ -141,8 +141,10 @@ func (m *Main) runBot(ctx context.Context) error {
 	return err
 }
 
-// newEngine opens the store and builds the LLM client and the engine.
-func (m *Main) newEngine(ctx context.Context, cfg *config.Config, log *slog.Logger) (*bots.Engine, *llm.Client, error) {
+// newEngine opens the store and builds the LLM client, which it checks,
+// and the engine. starting ends the message of a failed check: what
+// happens next.
+func (m *Main) newEngine(ctx context.Context, cfg *config.Config, log *slog.Logger, starting string) (*bots.Engine, *llm.Client, error) {
 	if err := m.openStore(ctx, cfg.Store, log); err != nil {
 		return nil, nil, err
 	}
@@ -165,7 +167,7 @@ func (m *Main) newEngine(ctx context.Context, cfg *config.Config, log *slog.Logg
 	if err != nil {
 		return nil, nil, err
 	}
-	checkLLM(ctx, client, cfg.LLM, log)
+	checkLLM(ctx, client, cfg.LLM, log, starting)
 	var obs bots.Observer
 	if m.metrics != nil {
 		obs = m.metrics

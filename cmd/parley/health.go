@@ -68,7 +68,8 @@ func healthURL(addr string) (string, error) {
 // checkLLM checks the LLM endpoint once, at start, and logs what it found,
 // naming the variable to fix. Parley starts all the same: the endpoint may
 // come back, the client keeps trying it, and /readyz reports it meanwhile.
-func checkLLM(ctx context.Context, client *llm.Client, cfg config.LLM, log *slog.Logger) {
+// starting ends the message: what happens next.
+func checkLLM(ctx context.Context, client *llm.Client, cfg config.LLM, log *slog.Logger, starting string) {
 	err := client.Check(ctx)
 	if ctx.Err() != nil {
 		return
@@ -78,7 +79,6 @@ func checkLLM(ctx context.Context, client *llm.Client, cfg config.LLM, log *slog
 		log.Info("LLM endpoint answers", "url", redactedURL(cfg.BaseURL), "models", len(models))
 		return
 	}
-	const starting = "; Parley starts anyway, keeps trying, and /readyz reports it"
 	switch {
 	case errors.Is(err, llm.ErrEndpointNotFound):
 		log.Error("LLM_BASE_URL: "+err.Error()+starting, "variable", "LLM_BASE_URL")
