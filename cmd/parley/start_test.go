@@ -13,6 +13,7 @@ import (
 
 	"github.com/sethvargo/go-envconfig"
 
+	"github.com/parleyhq/parley/adapters/discord/discordtest"
 	"github.com/parleyhq/parley/adapters/slack/slacktest"
 	"github.com/parleyhq/parley/llm/llmtest"
 )
@@ -222,4 +223,65 @@ func TestMetricsAtStart(t *testing.T) {
 		return strings.Contains(body, `parley_llm_answer_seconds_count{model="fake-small"} 1`) &&
 			strings.Contains(body, `parley_reply_delivery_seconds_count{platform="slack"} 1`)
 	})
+}
+
+// On Discord, "running" comes once the gateway took the token: a good
+// token gets there, a refused one stops Parley naming DISCORD_BOT_TOKEN.
+func TestStartDiscordToken(t *testing.T) {
+	model := llmtest.NewServer()
+	defer model.Close()
+	for _, tt := range []struct {
+		name  string
+		token func(*discordtest.Server) string
+		ok    bool
+	}{
+		{"accepted", (*discordtest.Server).Token, true},
+		{"refused", func(*discordtest.Server) string { return "REFUSED.token.0123456789" }, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			fake := discordtest.New(t, discordtest.Options{})
+			env := map[string]string{
+				"DISCORD_BOT_TOKEN": tt.token(fake),
+				"DISCORD_API_URL":   fake.APIURL(),
+				"LLM_BASE_URL":      model.BaseURL(),
+				"LLM_API_KEY":       secretKey,
+				"LLM_MODEL":         "fake-small",
+				"DATABASE_URL":      "sqlite://" + filepath.Join(t.TempDir(), "parley.db"),
+				"HTTP_ADDR":         "127.0.0.1:0",
+			}
+			logs := &syncBuffer{}
+			m := &Main{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: logs, Dir: t.TempDir(), Environ: envconfig.MapLookuper(env)}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- m.Run(ctx, nil) }()
+			defer func() {
+				cancel()
+				<-done
+				m.Close()
+				if t.Failed() {
+					t.Logf("logs:\n%s", logs)
+				}
+			}()
+			if tt.ok {
+				eventually(t, "running", func() bool { return strings.Contains(logs.String(), "parley is running") })
+				if n := fake.Stats().Identifies; n != 1 {
+					t.Errorf("running after %d IDENTIFYs, want 1", n)
+				}
+				return
+			}
+			var err error
+			select {
+			case err = <-done:
+				done <- err
+			case <-time.After(30 * time.Second):
+				t.Fatal("the bot did not stop")
+			}
+			if err == nil || !strings.Contains(err.Error(), "DISCORD_BOT_TOKEN") || strings.Contains(err.Error(), "REFUSED") {
+				t.Errorf("got %v, want an error naming DISCORD_BOT_TOKEN without the token", err)
+			}
+			if strings.Contains(logs.String(), "parley is running") || strings.Contains(logs.String(), "REFUSED") {
+				t.Errorf("the logs say running, or show the token")
+			}
+		})
+	}
 }
