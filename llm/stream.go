@@ -32,8 +32,8 @@ var errClosed = errors.New("llm: stream closed")
 // Retry-After; when the endpoint asks for a longer wait than the budget has
 // left, the *RateLimitError is returned at once. A connection error while
 // Health says the endpoint is unreachable is returned at once
-// (ErrUnreachable). Nothing is retried once a
-// byte of the answer has arrived.
+// (ErrUnreachable). Nothing is retried once a byte of the answer has
+// arrived.
 //
 // An empty req.Model means Config.DefaultModel.
 func (c *Client) Stream(ctx context.Context, req Request) (*Stream, error) {
