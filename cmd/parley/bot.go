@@ -209,7 +209,8 @@ type platform struct {
 	run     func(ctx context.Context) error // runs until ctx ends
 	ready   func() bool                     // connected, for /readyz
 	// authenticated is closed once the platform accepted the
-	// credentials (Slack's auth.test, Discord's IDENTIFY).
+	// credentials (Slack's auth.test and Socket Mode connection,
+	// Discord's IDENTIFY).
 	authenticated <-chan struct{}
 }
 

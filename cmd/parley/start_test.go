@@ -285,3 +285,25 @@ func TestStartDiscordToken(t *testing.T) {
 		})
 	}
 }
+
+// In Socket Mode the app token is checked too before "running": a refused
+// one stops Parley naming SLACK_APP_TOKEN.
+func TestStartBadSlackAppToken(t *testing.T) {
+	fake := slacktest.New(t, slacktest.Config{})
+	model := llmtest.NewServer()
+	defer model.Close()
+	b := startBotNoWait(t, fake, map[string]string{"LLM_BASE_URL": model.BaseURL(), "SLACK_APP_TOKEN": "xapp-REVOKED-0123456789"})
+	var err error
+	select {
+	case err = <-b.done:
+		b.done <- err // for the cleanup
+	case <-time.After(30 * time.Second):
+		t.Fatal("the bot did not stop")
+	}
+	if err == nil || !strings.Contains(err.Error(), "SLACK_APP_TOKEN") || strings.Contains(err.Error(), "REVOKED") {
+		t.Errorf("got %v, want an error naming SLACK_APP_TOKEN without the token", err)
+	}
+	if strings.Contains(b.logs.String(), "parley is running") || strings.Contains(b.logs.String(), "REVOKED") {
+		t.Errorf("the logs say running, or show the token")
+	}
+}
