@@ -21,8 +21,13 @@ import (
 	"github.com/parleyhq/parley/llm"
 )
 
-// readyz answers 200 when the store answers, the LLM endpoint answers and
-// every platform is connected, else 503 naming what is not.
+// readyz answers 200 when the store answers and every platform is
+// connected, else 503 naming what is not. The LLM endpoint counts in two
+// ways: one that refuses the key or is not found where LLM_BASE_URL says
+// (a setting to fix, which a rollout should not spread) makes it 503; one
+// that is down or failing is named in a 200 "degraded" answer, since
+// Parley still tells people so and a pod that waits for it would hold back
+// the Discord shards after it (OrderedReady) for nothing.
 func (m *Main) readyz(platforms []platform, client *llm.Client) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
@@ -32,16 +37,26 @@ func (m *Main) readyz(platforms []platform, client *llm.Client) http.HandlerFunc
 		if err != nil && !errors.Is(err, conversation.ErrNotFound) {
 			problems = append(problems, "store unreachable")
 		}
-		if err := client.Health(); err != nil {
+		var degraded string
+		if err := client.Health(); errors.Is(err, llm.ErrEndpointNotFound) || errors.Is(err, llm.ErrUnauthorized) {
 			problems = append(problems, "LLM endpoint: "+err.Error())
+		} else if err != nil {
+			degraded = "LLM endpoint: " + err.Error()
 		}
 		for _, p := range platforms {
 			if !p.ready() {
 				problems = append(problems, p.name+" not connected")
 			}
 		}
+		if degraded != "" && len(problems) > 0 {
+			problems = append(problems, degraded)
+		}
 		if len(problems) > 0 {
 			http.Error(w, strings.Join(problems, "; "), http.StatusServiceUnavailable)
+			return
+		}
+		if degraded != "" {
+			w.Write([]byte("degraded: " + degraded + "\n"))
 			return
 		}
 		w.Write([]byte("ok\n"))
@@ -60,7 +75,7 @@ func (m *Main) runBot(ctx context.Context) error {
 	}
 	log := newLogger(m.Stderr, cfg.Log)
 	m.metrics = newMetrics()
-	engine, client, err := m.newEngine(ctx, cfg, log, "; Parley starts anyway, keeps trying, and /readyz reports it")
+	engine, client, err := m.newEngine(ctx, cfg, log, "; Parley starts anyway, keeps trying, and /readyz names it")
 	if err != nil {
 		return err
 	}

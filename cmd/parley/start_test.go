@@ -103,6 +103,10 @@ func TestStartBaseURLWithoutV1(t *testing.T) {
 	if i, j := strings.Index(logs, "lacks /v1"), strings.Index(logs, "parley is running"); i < 0 || j < i {
 		t.Errorf("the check is not logged before running")
 	}
+	eventually(t, "slack to be connected", func() bool {
+		_, body := get(b.addr + "/readyz")
+		return !strings.Contains(body, "slack not connected")
+	})
 	code, body := get(b.addr + "/readyz")
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, "LLM endpoint") || !strings.Contains(body, "lacks /v1") {
 		t.Errorf("/readyz: %d %q, want 503 naming the LLM endpoint", code, body)
@@ -142,9 +146,16 @@ func TestStartEndpointUnreachable(t *testing.T) {
 	if logs := b.logs.String(); !strings.Contains(logs, "LLM_BASE_URL: llm: GET "+url+"/models") || !strings.Contains(logs, "cannot reach the endpoint") {
 		t.Errorf("logs do not name the unreachable endpoint")
 	}
-	code, body := get(b.addr + "/readyz")
-	if code != http.StatusServiceUnavailable || !strings.Contains(body, "cannot reach") {
-		t.Errorf("/readyz: %d %q, want 503 saying the endpoint cannot be reached", code, body)
+	// Down is not misconfigured: the pod stays ready (it tells people the
+	// model cannot be reached), and says it is degraded.
+	var code int
+	var body string
+	eventually(t, "slack to be connected", func() bool {
+		code, body = get(b.addr + "/readyz")
+		return code == http.StatusOK
+	})
+	if !strings.HasPrefix(body, "degraded: LLM endpoint: ") || !strings.Contains(body, "cannot reach") {
+		t.Errorf("/readyz: %d %q, want 200 degraded, saying the endpoint cannot be reached", code, body)
 	}
 	_, metrics := get(b.addr + "/metrics")
 	if !strings.Contains(metrics, "parley_llm_endpoint_up 0") {
