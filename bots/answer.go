@@ -55,6 +55,7 @@ func (e *Engine) answer(j *job) {
 	e.obs.QueueWait(j.p.Name(), started.Sub(j.queued))
 	e.obs.Streams(1)
 	text, usage, finish, streamErr := e.stream(ctx, j, model, system)
+	modelTime := time.Since(started)
 	close(progressDone)
 	e.obs.Streams(-1)
 
@@ -90,6 +91,7 @@ func (e *Engine) answer(j *job) {
 	}
 	j.reply.set(shown, true)
 	<-j.reply.finished
+	e.obs.Delivered(j.p.Name(), time.Since(started)-modelTime)
 	if ids := j.reply.ids(); len(ids) > 0 {
 		asst.PlatformID = ids[0]
 	}
@@ -111,7 +113,7 @@ func (e *Engine) answer(j *job) {
 		outcome = "stopped"
 	}
 	e.obs.Reply(j.p.Name(), outcome)
-	e.obs.Answer(model, time.Since(started), asst.PromptTokens, asst.CompletionTokens)
+	e.obs.Answer(model, modelTime, asst.PromptTokens, asst.CompletionTokens)
 	log.Info("reply finished", "model", model, "status", asst.Status, "chars", len(text),
 		"prompt_tokens", asst.PromptTokens, "completion_tokens", asst.CompletionTokens,
 		"duration", time.Since(started).Round(time.Millisecond))

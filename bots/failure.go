@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/parleyhq/parley/llm"
@@ -19,7 +20,7 @@ func (e *Engine) failure(ctx context.Context, err error, model string) string {
 	case errors.As(err, &nf):
 		s := nf.Suggestions
 		if len(s) == 0 {
-			s = e.llm.SearchModels(ctx, model, 3)
+			s = slices.DeleteFunc(e.llm.SearchModels(ctx, model, 4), func(n string) bool { return n == model })
 		}
 		msg := fmt.Sprintf("⚠️ The model `%s` is not available.", model)
 		if len(s) > 0 {
@@ -39,6 +40,10 @@ func (e *Engine) failure(ctx context.Context, err error, model string) string {
 		return "⚠️ This conversation is too long for the model. Start again with `/reset`."
 	case errors.Is(err, llm.ErrTimeout):
 		return "⚠️ The model did not answer in time. Try again, or choose another model with `/model`."
+	case errors.Is(err, llm.ErrEndpointNotFound):
+		return "⚠️ Parley's model endpoint is misconfigured. An operator should check LLM_BASE_URL."
+	case errors.Is(err, llm.ErrUnreachable):
+		return "⚠️ Parley cannot reach the model's service. Try again in a moment; if it lasts, an operator should check LLM_BASE_URL."
 	case errors.Is(err, llm.ErrServer):
 		return "⚠️ The model's service failed. Try again in a moment."
 	default:

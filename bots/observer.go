@@ -13,8 +13,12 @@ type Observer interface {
 	Reply(platform, outcome string)
 	// FirstToken is the model's time from request to first text.
 	FirstToken(model string, d time.Duration)
-	// Answer is a finished answer's duration and token counts.
+	// Answer is a finished answer's model time (from the request to the
+	// end of the model's stream) and token counts.
 	Answer(model string, d time.Duration, promptTokens, completionTokens int)
+	// Delivered is the time from the end of the model's stream until the
+	// reply was shown whole (the final edits, waiting for budgets).
+	Delivered(platform string, d time.Duration)
 	// Call counts a platform call: op is a Call's name ("post", "edit",
 	// "delete", "progress", "upload", "start", "append", "stop"); limited
 	// is true for a 429.
@@ -38,6 +42,7 @@ func (nopObserver) Event(string, string)                   {}
 func (nopObserver) Reply(string, string)                   {}
 func (nopObserver) FirstToken(string, time.Duration)       {}
 func (nopObserver) Answer(string, time.Duration, int, int) {}
+func (nopObserver) Delivered(string, time.Duration)        {}
 func (nopObserver) Call(string, string, bool)              {}
 func (nopObserver) Wait(string, string, time.Duration)     {}
 func (nopObserver) Delivery(string, string)                {}

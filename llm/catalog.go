@@ -14,8 +14,10 @@ import (
 const (
 	// catalogTimeout bounds one GET /models.
 	catalogTimeout = 30 * time.Second
-	// catalogRetry is how soon a failed listing is tried again.
-	catalogRetry = time.Minute
+	// catalogRetry is how soon a failed listing is tried again, at most:
+	// the first retry comes after catalogRetryMin, doubling from there.
+	catalogRetry    = time.Minute
+	catalogRetryMin = 5 * time.Second
 	// maxSuggestions bounds the "did you mean" list.
 	maxSuggestions = 5
 )
@@ -114,20 +116,33 @@ func (c *Client) refresh(ctx context.Context) error {
 		sort.Slice(models, func(i, j int) bool { return models[i].ID < models[j].ID })
 		cat.models, cat.verified, cat.err = models, true, nil
 		cat.expires = now.Add(c.cfg.CatalogTTL)
+		if cat.health != nil {
+			c.log.Info("llm: the endpoint lists its models again", "url", c.modelsURL(), "models", len(models))
+		}
+		cat.health, cat.healthAt, cat.failures = nil, now, 0
 		return nil
 	}
 	msg := c.describe(err)
-	cat.expires = now.Add(min(c.cfg.CatalogTTL, catalogRetry))
+	cat.health, cat.healthAt = c.endpointError(err), now
+	retry := catalogRetryMin << min(cat.failures, 8)
+	cat.failures++
+	cat.expires = now.Add(min(c.cfg.CatalogTTL, catalogRetry, retry))
+	// Warn when the listing starts failing; the retries that follow,
+	// seconds apart, only at debug level.
+	warn := c.log.Warn
+	if cat.failures > 1 {
+		warn = c.log.Debug
+	}
 	if cat.verified {
 		// Keep serving the last good list; try again soon.
-		c.log.Warn("llm: cannot list models; keeping the last list", "err", msg)
+		warn("llm: cannot list models; keeping the last list", "err", msg)
 		return nil
 	}
 	cat.models, cat.err = c.fallback(), nil
 	if len(cat.models) == 0 {
 		cat.err = fmt.Errorf("llm: list models: %s; set the allowed models or a default model", msg)
 	}
-	c.log.Warn("llm: cannot list models; using the configured names", "err", msg, "models", len(cat.models))
+	warn("llm: cannot list models; using the configured names", "err", msg, "models", len(cat.models))
 	return nil
 }
 
@@ -164,10 +179,15 @@ func (c *Client) fallback() []Model {
 // Run refreshes the catalog in the background until ctx ends, so that
 // Models rarely waits for the endpoint. It returns nil when ctx ends.
 func (c *Client) Run(ctx context.Context) error {
-	for {
-		_, _, _ = c.catalog.group.Do("models", func() (any, error) {
-			return nil, c.refresh(ctx)
-		})
+	for first := true; ; first = false {
+		c.catalog.mu.Lock()
+		fresh := c.catalog.ok && c.cfg.Now().Before(c.catalog.expires)
+		c.catalog.mu.Unlock()
+		if !first || !fresh { // Check may have just listed them
+			_, _, _ = c.catalog.group.Do("models", func() (any, error) {
+				return nil, c.refresh(ctx)
+			})
+		}
 		c.catalog.mu.Lock()
 		wait := c.catalog.expires.Sub(c.cfg.Now())
 		c.catalog.mu.Unlock()
@@ -260,6 +280,9 @@ func suggestFrom(models []Model, name string) []string {
 	}
 	var cands []cand
 	for _, m := range models {
+		if m.ID == strings.TrimSpace(name) {
+			continue // never "did you mean" the very name refused
+		}
 		id := squash(m.ID)
 		var score int
 		switch {

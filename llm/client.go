@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/openai/openai-go/v3"
@@ -50,6 +51,9 @@ type Client struct {
 	jitter func() float64
 
 	catalog catalog
+	// streamed is when a stream last connected (Unix nanoseconds of
+	// cfg.Now), 0 before the first: the endpoint answers.
+	streamed atomic.Int64
 }
 
 type idlePattern struct {
@@ -220,5 +224,11 @@ type catalog struct {
 	verified bool      // the list came from the endpoint, not the fallback
 	err      error     // why the list is empty, when it is
 	expires  time.Time // when to fetch again
+	// health is the *EndpointError of the last listing, nil when it
+	// worked; healthAt is when it was seen, failures how many listings
+	// in a row failed (for the retry's backoff).
+	health   error
+	healthAt time.Time
+	failures int
 	group    singleflight.Group
 }

@@ -196,6 +196,13 @@ func (c *Client) publicError(ctx context.Context, model string, e *apiError) err
 	case e.status == http.StatusUnauthorized || e.status == http.StatusForbidden ||
 		code == "invalid_api_key":
 		return fmt.Errorf("%w (%s): %s; check the API key and that it may use model %q", ErrUnauthorized, where, msg, model)
+	case e.status == http.StatusNotFound && code != "model_not_found" && errors.Is(c.Health(), ErrEndpointNotFound):
+		// The model list is missing too: the URL is wrong, not the model.
+		hint := "the base URL does not point at an OpenAI-compatible API"
+		if h := v1Hint(c.modelsURL()); h != "" {
+			hint = "the base URL probably lacks /v1 (try " + h + ")"
+		}
+		return fmt.Errorf("%w (HTTP 404 from %s): %s; %s", ErrEndpointNotFound, redactURL(c.cfg.BaseURL), msg, hint)
 	case code == "model_not_found" || e.status == http.StatusNotFound:
 		return &ModelNotFoundError{Model: model, Suggestions: c.suggest(ctx, model), Message: msg}
 	case code == "context_length_exceeded" || isContextLengthMessage(msg):

@@ -122,6 +122,13 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives warnings (catalog fallbacks); default slog.Default().
 	Logger *slog.Logger
+	// OnError, when set, is called once for each answer that fails (at
+	// Stream or in Recv; a stop by the caller is no failure) with the
+	// error's ErrorKind, for metrics.
+	OnError func(kind string)
+	// OnRetry, when set, is called before each retry with the kind of the
+	// failure retried, one of RetryKinds.
+	OnRetry func(kind string)
 }
 
 // Errors. Each error returned by Stream or Recv that comes from the endpoint

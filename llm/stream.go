@@ -30,8 +30,10 @@ var errClosed = errors.New("llm: stream closed")
 // 502, 503, 504, and a connection cut right after the headers) are retried
 // with jittered exponential backoff for at most Config.RetryBudget, honouring
 // Retry-After; when the endpoint asks for a longer wait than the budget has
-// left, the *RateLimitError is returned at once. Nothing is retried once a
-// byte of the answer has arrived.
+// left, the *RateLimitError is returned at once. A connection error while
+// Health says the endpoint is unreachable is returned at once
+// (ErrUnreachable). Nothing is retried once a byte of the answer has
+// arrived.
 //
 // An empty req.Model means Config.DefaultModel.
 func (c *Client) Stream(ctx context.Context, req Request) (*Stream, error) {
@@ -68,7 +70,17 @@ func (c *Client) Stream(ctx context.Context, req Request) (*Stream, error) {
 		s.stop(err)
 		return nil, err
 	}
+	c.streamed.Store(c.cfg.Now().UnixNano())
 	return s, nil
+}
+
+// failed counts err, the error that ended the answer, unless the caller
+// stopped it.
+func (s *Stream) failed(err error) {
+	if s.c.cfg.OnError == nil || err == nil || err == io.EOF || errors.Is(err, errClosed) || s.parent.Err() != nil {
+		return
+	}
+	s.c.cfg.OnError(ErrorKind(err))
 }
 
 // buildParams turns req into the OpenAI request body.
@@ -173,7 +185,7 @@ func (s *Stream) connect() error {
 			s.params.MaxCompletionTokens = openai.Int(int64(s.maxTokens))
 			continue
 		}
-		if err := s.retryWait(err); err != nil {
+		if err := s.retryWait(err, retryKind(err)); err != nil {
 			return err
 		}
 	}
@@ -229,11 +241,17 @@ func (s *Stream) closeAttempt() {
 // retryWait decides whether err, a failure before the first byte, is
 // retried. It waits out the backoff and returns nil to try again, or
 // returns the error to report.
-func (s *Stream) retryWait(err error) error {
+func (s *Stream) retryWait(err error, kind string) error {
 	if stop := s.stopErr(); stop != nil {
 		return stop
 	}
 	if !retryable(err) {
+		return s.public(err)
+	}
+	if isTransport(err) && errors.Is(s.c.Health(), ErrUnreachable) {
+		// The model list could not be reached either: the endpoint is
+		// down, and the catalog's retries will notice when it is back.
+		// Say so now rather than after the whole retry budget.
 		return s.public(err)
 	}
 	d := backoffBase << min(s.attempts, 10)
@@ -250,6 +268,9 @@ func (s *Stream) retryWait(err error) error {
 		return s.public(err)
 	}
 	s.attempts++
+	if s.c.cfg.OnRetry != nil {
+		s.c.cfg.OnRetry(kind)
+	}
 	s.c.log.Debug("llm: retrying", "model", s.model, "attempt", s.attempts, "wait", d, "err", s.c.describe(err))
 	if werr := s.c.sleep(s.ctx, d); werr != nil {
 		if stop := s.stopErr(); stop != nil {
@@ -274,7 +295,7 @@ func (s *Stream) public(err error) error {
 		return fmt.Errorf("%w: %s; try again later", ErrTimeout, transportError(err))
 	}
 	if isTransport(err) {
-		return fmt.Errorf("%w: cannot reach the endpoint: %s; check the base URL and the network", ErrServer, s.c.redact(transportError(err)))
+		return fmt.Errorf("%w: %w: cannot reach the endpoint: %s; check the base URL and the network", ErrUnreachable, ErrServer, s.c.redact(transportError(err)))
 	}
 	return fmt.Errorf("llm: %s", s.c.redact(transportError(err)))
 }
@@ -324,7 +345,7 @@ func (s *Stream) Recv() (Delta, error) {
 			// Cut right after the headers, before any byte: as good as a
 			// failed connect, so retry within the budget.
 			s.closeAttempt()
-			if werr := s.retryWait(err); werr != nil {
+			if werr := s.retryWait(err, "stream_cut"); werr != nil {
 				if errors.Is(werr, ErrServer) {
 					werr = fmt.Errorf("%w: the connection closed before any data: %s", ErrStreamCut, s.c.redact(transportError(err)))
 				}
@@ -437,6 +458,7 @@ func reasoning(d *openai.ChatCompletionChunkChoiceDelta) string {
 func (s *Stream) stop(err error) {
 	if s.err == nil {
 		s.err = err
+		s.failed(err)
 	}
 	s.closeAttempt()
 	s.cancel(errClosed)

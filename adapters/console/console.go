@@ -3,9 +3,12 @@
 // LLM settings as the bot, for trying Parley without Slack or Discord.
 //
 // Each line read is a direct message; a line starting with "/" is a
-// command. The answer streams to the output as it arrives, and the next
-// line is read only when it is finished, so piped input is answered line by
-// line, in order. It is not a chat client for several people.
+// command (/exit and /quit end the console, as the end of input does). The
+// answer streams to the output as it arrives, and the next line is read
+// only when it is finished, so piped input is answered line by line, in
+// order. On a terminal, an interrupt (Ctrl-C) stops the answer being
+// written, and one while none is quits. It is not a chat client for
+// several people.
 package console
 
 import (
@@ -14,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,6 +38,7 @@ const (
 type Engine interface {
 	Handle(ctx context.Context, p bots.Platform, in bots.Incoming) error
 	Command(ctx context.Context, p bots.Platform, cmd bots.Command) bots.CommandReply
+	Reacted(p bots.Platform, workspace, channel, messageID, user, emoji string)
 }
 
 // Config configures a Terminal. Zero values are documented defaults.
@@ -49,7 +54,32 @@ type Config struct {
 	Interactive bool
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Interrupt delivers the terminal's Ctrl-C (os.Interrupt): the first
+	// stops the answer being written, as a stop reaction does; one while
+	// no answer is being written ends Run. Nil: interrupts are not
+	// handled here.
+	Interrupt <-chan os.Signal
+	// Greeting, Markdown, is shown on a terminal before the first prompt.
+	Greeting string
+	// StopEmoji is a reaction the engine takes as "stop"
+	// (PARLEY_STOP_EMOJI); default "octagonal_sign", the default's first.
+	StopEmoji string
 }
+
+// help is /help on the console: the engine's help speaks of channels,
+// mentions and reactions, which a terminal has not.
+const help = `Each line you type is a message to the model; the answer streams here.
+  /model [NAME]     show the model, or answer with NAME from now on (/model clear: the default)
+  /models [FILTER]  list the models you may choose
+  /system [PROMPT]  show or set the system prompt (/system clear removes it)
+  /reset            forget this conversation
+  /usage            the tokens you used today and in the last 30 days
+  /help             this help
+  /exit, /quit      leave (Ctrl-D too)
+Ctrl-C stops the answer being written; Ctrl-C again leaves.`
+
+// errQuit ends Run without an error: /exit, or Ctrl-C with no answer to stop.
+var errQuit = errors.New("console: quit")
 
 // Terminal is the console platform. Create it with New and run it with Run.
 type Terminal struct {
@@ -86,6 +116,9 @@ func New(cfg Config) *Terminal {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.StopEmoji == "" {
+		cfg.StopEmoji = "octagonal_sign"
 	}
 	// Message ids must not repeat across runs on one database: the store
 	// takes a known id for a duplicate delivery and the engine ignores it.
@@ -140,12 +173,18 @@ func (t *Terminal) Run(ctx context.Context, e Engine) error {
 		}
 	}()
 
+	if t.cfg.Interactive && t.cfg.Greeting != "" {
+		t.printBlock(render(t.cfg.Greeting, true))
+	}
 	for {
 		t.prompt()
 		var line string
 		var ok bool
 		select {
 		case line, ok = <-lines:
+		case <-t.cfg.Interrupt:
+			t.endLine()
+			return nil
 		case <-ctx.Done():
 			return nil
 		}
@@ -165,14 +204,25 @@ func (t *Terminal) Run(ctx context.Context, e Engine) error {
 			continue
 		case strings.HasPrefix(text, "/"):
 			name, args, _ := strings.Cut(text[1:], " ")
+			name = strings.ToLower(name)
+			switch name {
+			case "exit", "quit":
+				return nil
+			case "help":
+				t.printBlock(help)
+				continue
+			}
 			reply := e.Command(ctx, t, bots.Command{
 				Workspace: Workspace, Channel: Channel, User: t.cfg.User, DM: true,
-				Name: strings.ToLower(name), Args: strings.TrimSpace(args),
+				Name: name, Args: strings.TrimSpace(args),
 			})
-			t.printBlock(reply.Text)
+			t.printBlock(render(reply.Text, t.cfg.Interactive))
 			continue
 		}
-		if err := t.ask(ctx, e, line); err != nil {
+		if err := t.ask(ctx, e, line); errors.Is(err, errQuit) {
+			t.endLine()
+			return nil
+		} else if err != nil {
 			return err
 		}
 		if ctx.Err() != nil {
@@ -202,11 +252,22 @@ func (t *Terminal) ask(ctx context.Context, e Engine, line string) error {
 		}
 		return fmt.Errorf("console: %w", err)
 	}
-	select {
-	case <-tr.done:
-		return nil
-	case <-ctx.Done():
-		return nil
+	stopped := false
+	for {
+		select {
+		case <-tr.done:
+			return nil
+		case <-t.cfg.Interrupt:
+			if stopped {
+				return errQuit
+			}
+			// Stop it as its asker's stop reaction would: the engine
+			// ends the reply with what was written and a note.
+			stopped = true
+			e.Reacted(t, Workspace, Channel, tr.id, t.cfg.User, t.cfg.StopEmoji)
+		case <-ctx.Done():
+			return nil
+		}
 	}
 }
 
@@ -384,4 +445,33 @@ func commonPrefix(a, b string) int {
 		i--
 	}
 	return i
+}
+
+// render turns the engine's Markdown (command answers) into terminal text:
+// **bold** in bold and `code` in cyan when ansi is set, the marks dropped
+// when it is not.
+func render(md string, ansi bool) string {
+	var b strings.Builder
+	bold, code := false, false
+	for i := 0; i < len(md); i++ {
+		switch {
+		case !code && strings.HasPrefix(md[i:], "**"):
+			bold = !bold
+			i++
+			if ansi {
+				b.WriteString(map[bool]string{true: "\x1b[1m", false: "\x1b[22m"}[bold])
+			}
+		case md[i] == '`':
+			code = !code
+			if ansi {
+				b.WriteString(map[bool]string{true: "\x1b[36m", false: "\x1b[39m"}[code])
+			}
+		default:
+			b.WriteByte(md[i])
+		}
+	}
+	if ansi && (bold || code) {
+		b.WriteString("\x1b[0m")
+	}
+	return b.String()
 }

@@ -24,6 +24,18 @@ type fakeEngine struct {
 	commands []bots.Command
 	busy     bool // an answer is being written
 	err      error
+	reacted  []string // "messageID user emoji"
+	onReact  func()
+}
+
+func (f *fakeEngine) Reacted(p bots.Platform, workspace, channel, messageID, user, emoji string) {
+	f.mu.Lock()
+	f.reacted = append(f.reacted, messageID+" "+user+" "+emoji)
+	on := f.onReact
+	f.mu.Unlock()
+	if on != nil {
+		on()
+	}
 }
 
 func (f *fakeEngine) Handle(ctx context.Context, p bots.Platform, in bots.Incoming) error {

@@ -112,6 +112,8 @@ type Adapter struct {
 	missed     chan struct{}
 
 	connected atomic.Bool // a gateway session is up (READY or RESUMED seen)
+	// identified is closed once the gateway accepted the first IDENTIFY.
+	identified chan struct{}
 
 	mu       sync.Mutex
 	botID    string
@@ -183,6 +185,7 @@ func newAdapter(opts Options, e engine, logger *slog.Logger) (*Adapter, error) {
 		events:     make(chan func(context.Context), 256),
 		disconnect: make(chan struct{}, 1),
 		missed:     make(chan struct{}, 1),
+		identified: make(chan struct{}),
 		conns:      make(map[net.Conn]struct{}),
 		cache:      newCache(),
 		window:     5 * time.Second,
@@ -253,6 +256,11 @@ func (a *Adapter) Name() string { return "discord" }
 
 // Ready reports whether the gateway session is up, for readiness probes.
 func (a *Adapter) Ready() bool { return a.connected.Load() }
+
+// Authenticated is closed once Discord has accepted the bot token: the
+// REST API and the gateway's IDENTIFY both answered. A refused token makes
+// Run return an error instead.
+func (a *Adapter) Authenticated() <-chan struct{} { return a.identified }
 
 // Limits implements bots.Platform. Discord's buckets, as its headers
 // announce them (the adapter's limiter follows the headers themselves;
@@ -336,6 +344,7 @@ func (a *Adapter) Run(ctx context.Context) error {
 	if err := a.open(ctx); err != nil {
 		return a.startErr(ctx, "open the gateway", err)
 	}
+	close(a.identified)
 
 	var workers sync.WaitGroup
 	workers.Go(func() { a.work(ctx) })
@@ -369,7 +378,16 @@ func (a *Adapter) startErr(ctx context.Context, what string, err error) error {
 	}
 	var re *discordgo.RESTError
 	if errors.As(err, &re) && re.Response != nil && re.Response.StatusCode == http.StatusUnauthorized {
-		return errors.New("discord: " + what + ": Discord refused the bot token (401): reset it in the Developer Portal (Bot, Reset Token) and set it again")
+		return errors.New("discord: " + what + ": Discord refused the bot token (401): check DISCORD_BOT_TOKEN, or reset the token in the Developer Portal (Bot, Reset Token) and set it again")
+	}
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) {
+		switch ce.Code {
+		case 4004: // Authentication failed
+			return errors.New("discord: " + what + ": the gateway refused the bot token (4004): check DISCORD_BOT_TOKEN, or reset the token in the Developer Portal (Bot, Reset Token)")
+		case 4014: // Disallowed intent(s)
+			return errors.New("discord: " + what + ": the gateway refused the Message Content intent (4014): turn on Message Content Intent in the Developer Portal (Bot, Privileged Gateway Intents)")
+		}
 	}
 	return fmt.Errorf("discord: %s: %w", what, redact(err))
 }

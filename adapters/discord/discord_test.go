@@ -44,7 +44,7 @@ func TestRunRefusedToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = a.Run(t.Context())
-	if err == nil || !strings.Contains(err.Error(), "refused the bot token") || strings.Contains(err.Error(), "wrong") {
+	if err == nil || !strings.Contains(err.Error(), "refused the bot token") || !strings.Contains(err.Error(), "DISCORD_BOT_TOKEN") || strings.Contains(err.Error(), "wrong") {
 		t.Fatalf("got %v, want a refused-token error that does not show the token", err)
 	}
 }

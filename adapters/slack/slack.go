@@ -105,6 +105,11 @@ type Adapter struct {
 	readyOnce sync.Once
 	botUserID string // set before ready is closed
 
+	// authed is closed once Slack took the tokens: auth.test answered
+	// and, in Socket Mode, the first connection is up.
+	authed     chan struct{}
+	authedOnce sync.Once
+
 	mu       sync.Mutex
 	runCtx   context.Context // Run's context, for work that outlives a request
 	stopped  bool            // Run is returning: no more background work
@@ -167,6 +172,7 @@ func newAdapter(opts Options, eng engine, logger *slog.Logger) (*Adapter, error)
 		mode:     mode,
 		ackWait:  2500 * time.Millisecond,
 		ready:    make(chan struct{}),
+		authed:   make(chan struct{}),
 		deleting: make(map[msgKey]bool),
 		noNative: make(map[string]bool),
 		noStatus: make(map[string]bool),
@@ -204,6 +210,15 @@ func (a *Adapter) Ready() bool {
 	return a.connected.Load()
 }
 
+// Authenticated is closed once Slack has accepted the tokens: auth.test
+// the bot token and, in Socket Mode, apps.connections.open the app token
+// (the first connection is up). A refused token makes Run return an error
+// instead.
+func (a *Adapter) Authenticated() <-chan struct{} { return a.authed }
+
+// authenticated closes Authenticated's channel.
+func (a *Adapter) authenticated() { a.authedOnce.Do(func() { close(a.authed) }) }
+
 // Name returns "slack".
 func (a *Adapter) Name() string { return "slack" }
 
@@ -231,6 +246,7 @@ func (a *Adapter) Run(ctx context.Context) error {
 		return err
 	}
 	if a.opts.AppToken == "" {
+		a.authenticated()
 		<-ctx.Done()
 		return nil
 	}

@@ -66,6 +66,7 @@ func (a *Adapter) socketEvent(ctx context.Context, smc *socketmode.Client, evt s
 		a.log.Debug("slack socket connecting")
 	case socketmode.EventTypeConnected:
 		a.connected.Store(true)
+		a.authenticated()
 		a.log.Info("slack socket connected")
 	case socketmode.EventTypeHello:
 		a.log.Debug("slack socket hello")

@@ -22,8 +22,13 @@ import (
 )
 
 // readyz answers 200 when the store answers and every platform is
-// connected, else 503 naming what is not.
-func (m *Main) readyz(platforms []platform) http.HandlerFunc {
+// connected, else 503 naming what is not. The LLM endpoint counts in two
+// ways: one that refuses the key or is not found where LLM_BASE_URL says
+// (a setting to fix, which a rollout should not spread) makes it 503; one
+// that is down or failing is named in a 200 "degraded" answer, since
+// Parley still tells people so and a pod that waits for it would hold back
+// the Discord shards after it (OrderedReady) for nothing.
+func (m *Main) readyz(platforms []platform, client *llm.Client) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
@@ -32,13 +37,26 @@ func (m *Main) readyz(platforms []platform) http.HandlerFunc {
 		if err != nil && !errors.Is(err, conversation.ErrNotFound) {
 			problems = append(problems, "store unreachable")
 		}
+		var degraded string
+		if err := client.Health(); errors.Is(err, llm.ErrEndpointNotFound) || errors.Is(err, llm.ErrUnauthorized) {
+			problems = append(problems, "LLM endpoint: "+err.Error())
+		} else if err != nil {
+			degraded = "LLM endpoint: " + err.Error()
+		}
 		for _, p := range platforms {
 			if !p.ready() {
 				problems = append(problems, p.name+" not connected")
 			}
 		}
+		if degraded != "" && len(problems) > 0 {
+			problems = append(problems, degraded)
+		}
 		if len(problems) > 0 {
 			http.Error(w, strings.Join(problems, "; "), http.StatusServiceUnavailable)
+			return
+		}
+		if degraded != "" {
+			w.Write([]byte("degraded: " + degraded + "\n"))
 			return
 		}
 		w.Write([]byte("ok\n"))
@@ -57,7 +75,7 @@ func (m *Main) runBot(ctx context.Context) error {
 	}
 	log := newLogger(m.Stderr, cfg.Log)
 	m.metrics = newMetrics()
-	engine, client, err := m.newEngine(ctx, cfg, log)
+	engine, client, err := m.newEngine(ctx, cfg, log, "; Parley starts anyway, keeps trying, and /readyz names it")
 	if err != nil {
 		return err
 	}
@@ -72,7 +90,16 @@ func (m *Main) runBot(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	mux.HandleFunc("GET /readyz", m.readyz(platforms))
+	mux.HandleFunc("GET /readyz", m.readyz(platforms, client))
+	var names []string
+	native := map[string]bool{}
+	for _, p := range platforms {
+		names = append(names, p.name)
+		_, native[p.name] = p.adapter.(bots.Streamer)
+		m.metrics.watchPlatform(p.name, p.ready)
+	}
+	m.metrics.preset(names, native, cfg.LLM.Model)
+	m.metrics.watchLLM(client.Health)
 
 	// Listen before starting anything, so that a taken port is reported
 	// as a configuration problem, before any platform connects.
@@ -114,16 +141,31 @@ func (m *Main) runBot(ctx context.Context) error {
 			return nil
 		})
 	}
+	// "running" means the platforms took the credentials: a refused token
+	// ends Run with the error, and this line never shows.
+	for _, p := range platforms {
+		select {
+		case <-p.authenticated:
+		case <-ctx.Done():
+			return g.Wait()
+		}
+	}
 	log.Info("parley is running", "version", Version(), "http", ln.Addr().String(), "model", cfg.LLM.Model)
 	err = g.Wait()
 	log.Info("parley stopped")
 	return err
 }
 
-// newEngine opens the store and builds the LLM client and the engine.
-func (m *Main) newEngine(ctx context.Context, cfg *config.Config, log *slog.Logger) (*bots.Engine, *llm.Client, error) {
+// newEngine opens the store and builds the LLM client, which it checks,
+// and the engine. starting ends the message of a failed check: what
+// happens next.
+func (m *Main) newEngine(ctx context.Context, cfg *config.Config, log *slog.Logger, starting string) (*bots.Engine, *llm.Client, error) {
 	if err := m.openStore(ctx, cfg.Store, log); err != nil {
 		return nil, nil, err
+	}
+	var onError, onRetry func(string)
+	if m.metrics != nil {
+		onError, onRetry = m.metrics.LLMError, m.metrics.LLMRetry
 	}
 	client, err := llm.New(llm.Config{
 		BaseURL:           cfg.LLM.BaseURL,
@@ -134,10 +176,13 @@ func (m *Main) newEngine(ctx context.Context, cfg *config.Config, log *slog.Logg
 		Models:            cfg.LLM.Models,
 		DefaultModel:      cfg.LLM.Model,
 		Logger:            log,
+		OnError:           onError,
+		OnRetry:           onRetry,
 	})
 	if err != nil {
 		return nil, nil, err
 	}
+	checkLLM(ctx, client, cfg.LLM, log, starting)
 	var obs bots.Observer
 	if m.metrics != nil {
 		obs = m.metrics
@@ -178,6 +223,10 @@ type platform struct {
 	adapter bots.Platform
 	run     func(ctx context.Context) error // runs until ctx ends
 	ready   func() bool                     // connected, for /readyz
+	// authenticated is closed once the platform accepted the
+	// credentials (Slack's auth.test and Socket Mode connection,
+	// Discord's IDENTIFY).
+	authenticated <-chan struct{}
 }
 
 // platforms builds the adapters of the configured chat platforms. An
@@ -203,7 +252,7 @@ func (m *Main) platforms(cfg *config.Config, engine *bots.Engine, mux *http.Serv
 		if !cfg.Slack.SocketMode() {
 			mux.Handle("/slack/", a.Handler())
 		}
-		ps = append(ps, platform{name: "slack", adapter: a, run: a.Run, ready: a.Ready})
+		ps = append(ps, platform{name: "slack", adapter: a, run: a.Run, ready: a.Ready, authenticated: a.Authenticated()})
 	}
 	if cfg.Discord.Enabled() {
 		a, err := discord.New(discord.Options{
@@ -218,7 +267,7 @@ func (m *Main) platforms(cfg *config.Config, engine *bots.Engine, mux *http.Serv
 		if err != nil {
 			return nil, err
 		}
-		ps = append(ps, platform{name: "discord", adapter: a, run: a.Run, ready: a.Ready})
+		ps = append(ps, platform{name: "discord", adapter: a, run: a.Run, ready: a.Ready, authenticated: a.Authenticated()})
 	}
 	return ps, nil
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"log/slog"
+	"os"
+	"os/signal"
 
 	"golang.org/x/sync/errgroup"
 
@@ -23,16 +25,32 @@ func (m *Main) runConsole(ctx context.Context) error {
 		logCfg.Level = max(logCfg.Level, slog.LevelWarn)
 	}
 	log := newLogger(m.Stderr, logCfg)
-	engine, _, err := m.newEngine(ctx, cfg, log)
+	engine, _, err := m.newEngine(ctx, cfg, log, "; answers fail until it works")
 	if err != nil {
 		return err
 	}
-	term := console.New(console.Config{
+	ccfg := console.Config{
 		In:          m.Stdin,
 		Out:         m.Stdout,
 		User:        m.User,
 		Interactive: m.Interactive,
-	})
+		Greeting:    "**Parley console** (model `" + cfg.LLM.Model + "`): `/help` lists the commands, `/exit` or Ctrl-D leaves, Ctrl-C stops an answer.",
+	}
+	if len(cfg.Engine.StopEmoji) > 0 {
+		ccfg.StopEmoji = cfg.Engine.StopEmoji[0]
+	}
+	if m.Interactive {
+		// On a terminal Ctrl-C belongs to the chat: it stops the answer
+		// being written, and quits only when none is. It no longer ends
+		// main's context (signal.Reset undoes main's Notify for it);
+		// SIGTERM still does.
+		intr := make(chan os.Signal, 1)
+		signal.Reset(os.Interrupt)
+		signal.Notify(intr, os.Interrupt)
+		defer signal.Stop(intr)
+		ccfg.Interrupt = intr
+	}
+	term := console.New(ccfg)
 
 	runCtx, stop := context.WithCancel(ctx)
 	g, gctx := errgroup.WithContext(runCtx)

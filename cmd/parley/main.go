@@ -28,6 +28,7 @@ Commands:
   console   chat with Parley in the terminal, without Slack or Discord
   migrate   create or update the database schema, then exit
   config    print the effective configuration (secrets masked)
+  health    exit 0 when the instance on HTTP_ADDR answers /healthz (for HEALTHCHECK)
   version   print the version
 
 Settings are read from the environment and from a .env file in the working
@@ -115,6 +116,8 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return m.runMigrate(ctx)
 	case "config":
 		return m.runConfig(ctx)
+	case "health":
+		return m.runHealth(ctx)
 	case "version", "-version", "--version":
 		_, err := fmt.Fprintln(m.Stdout, "parley", Version())
 		return err

@@ -40,6 +40,8 @@ func TestCatches(t *testing.T) {
 		{"cgo", checkDockerfile, "deploy/Dockerfile", "CGO_ENABLED=0 ", "", "lacks CGO_ENABLED=0"},
 		{"no volume", checkDockerfile, "deploy/Dockerfile", `VOLUME ["/data"]`, "", "no VOLUME /data"},
 		{"other port", checkDockerfile, "deploy/Dockerfile", "EXPOSE 8080", "EXPOSE 9090", "want 8080"},
+		{"no healthcheck", checkDockerfile, "deploy/Dockerfile", `CMD ["/parley", "health"]`, "NONE", `want HEALTHCHECK CMD ["/parley", "health"]`},
+		{"shell healthcheck", checkDockerfile, "deploy/Dockerfile", `CMD ["/parley", "health"]`, "CMD curl -f http://localhost:8080/healthz", `want HEALTHCHECK CMD ["/parley", "health"]`},
 
 		// Compose.
 		{"unknown compose key", checkCompose, "deploy/compose.yaml", "stop_grace_period: 30s", "stop_grace_periods: 30s", "stop_grace_periods"},
@@ -65,6 +67,8 @@ func TestCatches(t *testing.T) {
 		{"headless", checkKubernetes, "deploy/kubernetes/discord-statefulset.yaml", "clusterIP: None", "type: ClusterIP", "must be headless"},
 		{"short grace period", checkKubernetes, "deploy/kubernetes/slack-deployment.yaml", "terminationGracePeriodSeconds: 30", "terminationGracePeriodSeconds: 10", "terminationGracePeriodSeconds must be at least 30"},
 		{"writable root", checkKubernetes, "deploy/kubernetes/discord-statefulset.yaml", "readOnlyRootFilesystem: true", "readOnlyRootFilesystem: false", "readOnlyRootFilesystem: true"},
+		{"small tmp", checkKubernetes, "deploy/kubernetes/slack-deployment.yaml", "sizeLimit: 128Mi", "sizeLimit: 16Mi", "less than twice MEDIA_MAX_BYTES"},
+		{"media larger than tmp", checkKubernetes, "deploy/kubernetes/configmap.yaml", `LOG_LEVEL: "info"`, "LOG_LEVEL: \"info\"\n  MEDIA_MAX_BYTES: \"104857600\"", "less than twice MEDIA_MAX_BYTES (104857600)"},
 		{"service target", checkKubernetes, "deploy/kubernetes/slack-deployment.yaml", "      targetPort: http", "      targetPort: web", "targetPort web"},
 	}
 	for _, tt := range tests {

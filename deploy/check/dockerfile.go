@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/client/llb/sourceresolver"
@@ -77,7 +78,7 @@ func checkDockerfile(root string, f *findings) []string {
 	build, final := stages[0], stages[len(stages)-1]
 	checkBuildStage(root, build, metaArgs, f)
 	checkFinalStage(root, final, build.Name, f)
-	validated = append(validated, fmt.Sprintf("%s: build stage %s (%s), final stage %s: go build flags, main.version, non-root user, /data volume, port, entrypoint",
+	validated = append(validated, fmt.Sprintf("%s: build stage %s (%s), final stage %s: go build flags, main.version, non-root user, /data volume, port, entrypoint, healthcheck",
 		dockerfilePath, build.Name, build.BaseName, final.BaseName))
 	return validated
 }
@@ -132,6 +133,7 @@ func checkFinalStage(root string, st instructions.Stage, buildStage string, f *f
 	var user, workdir string
 	var volumes, ports []string
 	var entrypoint *instructions.EntrypointCommand
+	var health *instructions.HealthCheckCommand
 	copiesBinary := false
 	for _, cmd := range st.Commands {
 		switch c := cmd.(type) {
@@ -145,6 +147,8 @@ func checkFinalStage(root string, st instructions.Stage, buildStage string, f *f
 			ports = append(ports, c.Ports...)
 		case *instructions.EntrypointCommand:
 			entrypoint = c
+		case *instructions.HealthCheckCommand:
+			health = c
 		case *instructions.CopyCommand:
 			if c.From == buildStage && c.DestPath == "/parley" {
 				copiesBinary = true
@@ -173,6 +177,11 @@ func checkFinalStage(root string, st instructions.Stage, buildStage string, f *f
 	}
 	if entrypoint == nil || entrypoint.PrependShell || !slices.Equal(entrypoint.CmdLine, []string{"/parley"}) {
 		f.add(`%s: want ENTRYPOINT ["/parley"] (exec form: the image has no shell, and parley gets SIGTERM)`, dockerfilePath)
+	}
+	if health == nil || health.Health == nil || !slices.Equal(health.Health.Test, []string{"CMD", "/parley", "health"}) {
+		f.add(`%s: want HEALTHCHECK CMD ["/parley", "health"] (exec form: the image has no shell or curl)`, dockerfilePath)
+	} else if t := health.Health.Timeout; t != 0 && t < 5*time.Second {
+		f.add("%s: HEALTHCHECK --timeout=%s is shorter than parley health's own 4s and a margin: use 5s", dockerfilePath, t)
 	}
 }
 

@@ -139,7 +139,7 @@ func checkKubernetes(root string, f *findings) []string {
 	}
 	validated = append(validated, fmt.Sprintf("%s: kustomize build: %d resources, each strictly decoded", kubeDir, resources.Size()))
 	m.check(vars, f)
-	validated = append(validated, fmt.Sprintf("%s: %d Deployment(s), %d StatefulSet(s): probes %s and %s, ports, non-root read-only containers, resources, env sources, Discord shards, Services and PodDisruptionBudgets select pods",
+	validated = append(validated, fmt.Sprintf("%s: %d Deployment(s), %d StatefulSet(s): probes %s and %s, ports, non-root read-only containers, resources, /tmp for MEDIA_MAX_BYTES, env sources, Discord shards, Services and PodDisruptionBudgets select pods",
 		kubeDir, len(m.deployments), len(m.statefulSets), readyPath, livePath))
 	return validated
 }
@@ -375,6 +375,16 @@ func (m *manifests) checkWorkload(w workload, vars map[string]string, f *finding
 		}
 	}
 
+	// /tmp holds the media files being uploaded, up to MEDIA_MAX_BYTES
+	// each: a sizeLimit below twice that evicts the pod on a large file.
+	maxMedia := env["MEDIA_MAX_BYTES"]
+	if maxMedia == "" {
+		maxMedia = vars["MEDIA_MAX_BYTES"]
+	}
+	if n, err := strconv.ParseInt(maxMedia, 10, 64); err == nil {
+		m.checkTmp(where, spec, c, n, f)
+	}
+
 	// The probes reach Parley's HTTP server.
 	addr := env["HTTP_ADDR"]
 	if addr == "" {
@@ -397,6 +407,32 @@ func (m *manifests) checkWorkload(w workload, vars map[string]string, f *finding
 			f.add("%s: %s port %s is not HTTP_ADDR's port %d", where, p.name, p.probe.HTTPGet.Port.String(), port)
 		}
 	}
+}
+
+// checkTmp checks that the container's /tmp is an emptyDir with room for
+// two media files of maxMedia bytes.
+func (m *manifests) checkTmp(where string, spec corev1.PodSpec, c corev1.Container, maxMedia int64, f *findings) {
+	var vol string
+	for _, vm := range c.VolumeMounts {
+		if vm.MountPath == "/tmp" {
+			vol = vm.Name
+		}
+	}
+	if vol == "" {
+		f.add("%s: mounts no /tmp: the media files answers link to are kept there while they upload", where)
+		return
+	}
+	for _, v := range spec.Volumes {
+		if v.Name != vol || v.EmptyDir == nil {
+			continue
+		}
+		want := resource.NewQuantity(2*maxMedia, resource.BinarySI)
+		if lim := v.EmptyDir.SizeLimit; lim != nil && lim.Cmp(*want) < 0 {
+			f.add("%s: /tmp's sizeLimit %s is less than twice MEDIA_MAX_BYTES (%d): a large media file would evict the pod", where, lim.String(), maxMedia)
+		}
+		return
+	}
+	f.add("%s: /tmp is not an emptyDir volume of the pod", where)
 }
 
 // checkShards checks a Discord StatefulSet's shard wiring: each pod's
