@@ -39,11 +39,13 @@ func (e *Engine) answer(j *job) {
 	e.startFlush(j)
 	// What the first post needs (Discord: its thread) is made while the
 	// model thinks.
-	e.wg.Add(1)
-	go func() {
-		defer e.wg.Done()
-		j.reply.prepare(ctx)
-	}()
+	if j.reply.beginPrepare() {
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			j.reply.prepare(ctx)
+		}()
+	}
 	progressDone := make(chan struct{})
 	e.wg.Add(1)
 	go func() {
@@ -335,6 +337,10 @@ func scopesFor(platform, workspace, channel, thread, user string) []conversation
 	)
 }
 
+// progressAfterPrepare is how long a reply whose prepare showed progress
+// (a new thread) waits before it shows an indicator too.
+const progressAfterPrepare = time.Second
+
 // longWait is how long an answer runs before progress is shown again
 // beside its text: a video model streams progress for minutes, and the
 // platform's indicator (Slack's status, Discord's typing) would lapse.
@@ -345,6 +351,27 @@ const longWait = 20 * time.Second
 // a long answer until it ends. Where the platform refuses it, a
 // placeholder message shows progress instead.
 func (e *Engine) progress(j *job, done <-chan struct{}) {
+	// Progress shows where the answer will be (Discord: in its new
+	// thread), and the thread goes before any indicator. A new thread
+	// shows progress itself: the indicator comes only if the first text
+	// is late, so that under a burst the threads and first texts of other
+	// replies get the calls first.
+	made, err := j.reply.awaitPrepared(j.ctx)
+	if err != nil {
+		return
+	}
+	if made {
+		t := time.NewTimer(progressAfterPrepare)
+		select {
+		case <-t.C:
+		case <-done:
+			t.Stop()
+			return
+		case <-j.ctx.Done():
+			t.Stop()
+			return
+		}
+	}
 	every := j.reply.lim.ProgressEvery
 	start := time.Now()
 	for {

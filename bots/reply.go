@@ -56,6 +56,7 @@ type reply struct {
 	flushing    bool
 	finished    chan struct{} // closed when the flusher has sent everything final
 	prepared    chan struct{} // closed when prepare is done; nil: not started
+	madeReady   bool          // prepare made its call (Discord: a thread shows)
 	doneCtx     context.Context
 	markDone    context.CancelFunc // ends doneCtx once the text is final
 }
@@ -356,8 +357,11 @@ func (r *reply) wait(ctx context.Context, c Call, g grant) error {
 }
 
 // observe counts a call and, for a 429, pauses the budgets it drew on: a
-// global 429 the bot-wide ones only, any other all but those.
-func (r *reply) observe(c Call, draws []draw, err error) {
+// global 429 the bot-wide ones only, any other all but those. The call
+// counts in its windows from now, when the platform answered it (see
+// scheduler.settle); it was asked for at asked.
+func (r *reply) observe(c Call, draws []draw, asked time.Time, err error) {
+	r.sched.settle(asked, draws)
 	var rl *RateLimitError
 	limited := errors.As(err, &rl)
 	r.obs.Call(r.p.Name(), c.String(), limited)
@@ -378,11 +382,12 @@ func (r *reply) observe(c Call, draws []draw, err error) {
 // uploads, deletions): it waits for the budgets, calls f and counts it.
 func (r *reply) call(ctx context.Context, c Call, prio priority, f func() error) error {
 	ds := r.draws(c)
+	asked := r.sched.now()
 	if err := r.wait(ctx, c, grant{prio: prio, draws: ds}); err != nil {
 		return err
 	}
 	err := f()
-	r.observe(c, ds, err)
+	r.observe(c, ds, asked, err)
 	return err
 }
 
@@ -487,19 +492,14 @@ const prepareLate = 3 * time.Second
 // (Discord answers in the channel rather than minutes late in a thread).
 // The first post waits until prepare is done.
 func (r *reply) prepare(ctx context.Context) {
-	pr, ok := r.p.(Preparer)
-	if !ok {
-		return
-	}
 	r.mu.Lock()
-	if r.prepared != nil || r.parts[0].id != "" {
-		r.mu.Unlock()
+	done := r.prepared
+	r.mu.Unlock()
+	if done == nil {
 		return
 	}
-	done := make(chan struct{})
-	r.prepared = done
-	r.mu.Unlock()
 	defer close(done)
+	pr := r.p.(Preparer)
 	if len(r.p.Limits(r.dest).Budgets[CallPrepare]) == 0 {
 		return // nothing to prepare (the thread exists)
 	}
@@ -514,6 +514,11 @@ func (r *reply) prepare(ctx context.Context) {
 		return
 	}
 	err := r.call(ctx, CallPrepare, prioFirst, func() error { return pr.Prepare(ctx, r.dest) })
+	if err == nil {
+		r.mu.Lock()
+		r.madeReady = true
+		r.mu.Unlock()
+	}
 	if err != nil && ctx.Err() == nil {
 		// The first post tries again (Discord: it starts the thread, or
 		// answers in the channel).
@@ -521,26 +526,45 @@ func (r *reply) prepare(ctx context.Context) {
 	}
 }
 
-// awaitPrepared waits until prepare is done, if it started.
-func (r *reply) awaitPrepared(ctx context.Context) error {
+// beginPrepare reports whether the reply's first post needs prepare (the
+// platform is a Preparer and nothing is posted yet); from then on the
+// first post and progress indicators wait until prepare is done.
+func (r *reply) beginPrepare() bool {
+	if _, ok := r.p.(Preparer); !ok {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.prepared != nil || r.parts[0].id != "" {
+		return false
+	}
+	r.prepared = make(chan struct{})
+	return true
+}
+
+// awaitPrepared waits until prepare is done, if it started. It reports
+// whether prepare made its call, which shows progress of its own.
+func (r *reply) awaitPrepared(ctx context.Context) (bool, error) {
 	r.mu.Lock()
 	ch := r.prepared
 	r.mu.Unlock()
 	if ch == nil {
-		return nil
+		return false, nil
 	}
 	select {
 	case <-ch:
-		return nil
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.madeReady, nil
 	case <-ctx.Done():
-		return ctx.Err()
+		return false, ctx.Err()
 	}
 }
 
 // post creates part o.index's message: a native stream where the platform
 // and the budgets allow it, else a post.
 func (r *reply) post(ctx context.Context, o op) error {
-	if err := r.awaitPrepared(ctx); err != nil {
+	if _, err := r.awaitPrepared(ctx); err != nil {
 		return err
 	}
 	r.mu.Lock()
@@ -554,6 +578,7 @@ func (r *reply) post(ctx context.Context, o op) error {
 		}
 	}
 	ds := r.draws(CallPost)
+	asked := r.sched.now()
 	if err := r.wait(ctx, CallPost, grant{prio: o.prio, draws: ds}); err != nil {
 		return err
 	}
@@ -564,7 +589,7 @@ func (r *reply) post(ctx context.Context, o op) error {
 		return nil
 	}
 	id, err := r.p.Post(ctx, r.dest, text)
-	r.observe(CallPost, ds, err)
+	r.observe(CallPost, ds, asked, err)
 	if err != nil {
 		return err
 	}
@@ -579,6 +604,7 @@ func (r *reply) startStream(ctx context.Context, o op) (bool, error) {
 	ds := r.draws(CallStart)
 	stop := r.buckets(CallStop)
 	g := grant{prio: o.prio, draws: ds, reserve: stop}
+	asked := r.sched.now()
 	if r.lim.Native == NativeAuto {
 		if !r.sched.tryAcquire(g) {
 			return false, nil
@@ -594,7 +620,7 @@ func (r *reply) startStream(ctx context.Context, o op) (bool, error) {
 	text := r.shownLocked(o.index)
 	r.mu.Unlock()
 	id, err := r.streamer.StartStream(ctx, r.dest, text)
-	r.observe(CallStart, ds, err)
+	r.observe(CallStart, ds, asked, err)
 	if err != nil {
 		r.sched.unreserve(stop...)
 		r.mu.Lock()
@@ -662,6 +688,7 @@ func (r *reply) edit(ctx context.Context, o op) error {
 			return nil
 		}
 	}
+	asked := r.sched.now()
 	if err := r.wait(ctx, CallEdit, grant{prio: o.prio, draws: ds}); err != nil {
 		return err
 	}
@@ -678,7 +705,7 @@ func (r *reply) edit(ctx context.Context, o op) error {
 		return nil
 	}
 	err := r.p.Edit(ctx, r.dest, id, text, final)
-	r.observe(CallEdit, ds, err)
+	r.observe(CallEdit, ds, asked, err)
 	if err != nil {
 		return err
 	}
@@ -725,6 +752,7 @@ func (r *reply) stream(ctx context.Context, o op) error {
 		g.release = p.promised
 	}
 	r.mu.Unlock()
+	asked := r.sched.now()
 	if err := r.wait(ctx, c, g); err != nil {
 		return err
 	}
@@ -748,7 +776,7 @@ func (r *reply) stream(ctx context.Context, o op) error {
 	} else {
 		err = r.streamer.AppendStream(ctx, r.dest, id, text[len(sent):])
 	}
-	r.observe(c, ds, err)
+	r.observe(c, ds, asked, err)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	switch {

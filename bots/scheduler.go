@@ -3,6 +3,7 @@ package bots
 import (
 	"context"
 	"math"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -398,6 +399,22 @@ func (s *scheduler) unreserve(buckets ...*bucket) {
 	s.grantLocked()
 }
 
+// cost is how many calls w draws on b (a reservation counts one).
+func (w *waiter) cost(b *bucket) int {
+	n := 0
+	for _, d := range w.draws {
+		if d.b == b {
+			n += max(d.cost, 1)
+		}
+	}
+	for _, x := range w.reserve {
+		if x == b {
+			n++
+		}
+	}
+	return n
+}
+
 func (w *waiter) uses(b *bucket) bool {
 	for _, d := range w.draws {
 		if d.b == b {
@@ -524,21 +541,55 @@ func (s *scheduler) estimate(p priority, draws ...draw) time.Duration {
 		b := d.b
 		wait := b.readyAt(now, p, d.cost, 0).Sub(now)
 		if b.limit > 0 {
-			ahead := 0
+			ahead, aheadCost := 0, 0
 			for _, w := range s.waiters {
 				if w.prio >= p && w.uses(b) {
 					ahead++
+					aheadCost += w.cost(b)
 				}
 			}
-			per := b.every
-			if !b.rate.TokenBucket {
-				per = b.window / time.Duration(b.limit)
+			if total := aheadCost + max(d.cost, 1); total <= b.limit-b.spare {
+				// The waiters ahead and this call fit in one burst: they
+				// wait for the same room, not one after another.
+				wait = b.readyAt(now, p, total, 0).Sub(now)
+			} else {
+				per := b.every
+				if !b.rate.TokenBucket {
+					per = b.window / time.Duration(b.limit)
+				}
+				wait += time.Duration(ahead) * per
 			}
-			wait += time.Duration(ahead) * per
 		}
 		most = max(most, wait)
 	}
 	return most
+}
+
+// settle counts calls granted to draws since asked from now, when the
+// platform answered them, in the sliding windows among their buckets. A
+// platform counts a call when it arrives, which under load is well after
+// the grant; counting from the answer keeps the next calls a whole window
+// after it, so that the engine, not an adapter's safety net, holds them
+// back, and holds them in priority order. Grants are interchangeable
+// within a window: the earliest since asked is moved.
+func (s *scheduler) settle(asked time.Time, draws []draw) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	for _, d := range draws {
+		b := d.b
+		if b.rate.TokenBucket || b.limit == 0 {
+			continue
+		}
+		for range max(d.cost, 1) {
+			i, _ := slices.BinarySearchFunc(b.times, asked, func(t, at time.Time) int { return t.Compare(at) })
+			if i == len(b.times) {
+				break
+			}
+			copy(b.times[i:], b.times[i+1:])
+			b.times[len(b.times)-1] = now
+		}
+	}
 }
 
 // penalize empties buckets until now+d: the platform answered 429.

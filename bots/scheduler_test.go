@@ -272,3 +272,36 @@ func TestShareDividesBudgets(t *testing.T) {
 		}
 	})
 }
+
+// TestEstimateCountsRoomLeft checks, in fake time, that callers waiting
+// for a budget with room for all of them do not make the estimate grow by
+// a refill each: 20 waiters on a budget of 50 calls per 5 minutes leave the
+// next call free at once, while a spent budget is estimated minutes away.
+func TestEstimateCountsRoomLeft(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newScheduler(time.Now)
+		threads := s.bucket(Budget{Key: "threads/g", Rate: Rate{Every: 6 * time.Second, Burst: 50}, Shared: true})
+		global := s.bucket(Budget{Key: "global", Rate: Rate{Every: 20 * time.Millisecond, Burst: 50}, Shared: true})
+		// The bot-wide budget is spent: 20 callers wait on both.
+		for range 45 {
+			s.acquire(context.Background(), one(prioFirst, global))
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		for range 20 {
+			go s.acquire(ctx, grant{prio: prioFirst, draws: []draw{{b: threads, cost: 1}, {b: global, cost: 1}}})
+		}
+		synctest.Wait()
+		if got := s.estimate(prioFirst, draw{b: threads, cost: 1}); got > time.Second {
+			t.Errorf("threads estimated %s away with 20 of 50 wanted, want within a second", got)
+		}
+		cancel()
+		synctest.Wait()
+		// Spend the rest of the thread budget (some waiters got theirs).
+		for s.tryAcquire(one(prioFirst, threads)) {
+		}
+		if got := s.estimate(prioFirst, draw{b: threads, cost: 1}); got < time.Minute {
+			t.Errorf("a spent thread budget estimated %s away, want minutes", got)
+		}
+	})
+}

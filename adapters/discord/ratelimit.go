@@ -222,6 +222,20 @@ func (l *limiter) acquire(ctx context.Context, method, rel string) (*ticket, err
 	}
 }
 
+// idle reports whether no call counted against the global limit was sent
+// in the last window.
+func (l *limiter) idle() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	for _, t := range l.sent {
+		if !t.IsZero() && now.Sub(t) < globalWindow {
+			return false
+		}
+	}
+	return true
+}
+
 // sleep waits d or until ctx ends.
 func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
