@@ -100,6 +100,7 @@ func TestEnvelopesSpreadOverSockets(t *testing.T) {
 	if na, nb := len(a.received()), len(b.received()); na != 5 || nb != 5 {
 		t.Fatalf("got %d and %d envelopes on the two sockets, want 5 each", na, nb)
 	}
+	waitUntil(t, srv, "the acknowledging socket's 5 acknowledged", func() bool { return srv.Unacked() <= 5 })
 	if n := srv.Unacked(); n != 5 {
 		t.Fatalf("%d envelopes unacknowledged, want the 5 of the socket that does not acknowledge", n)
 	}
