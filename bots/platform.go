@@ -246,10 +246,13 @@ type Command struct {
 	Channel   string
 	Thread    string // "" outside threads
 	User      string
-	Roles     []string // the caller's roles (Discord), for access control
-	DM        bool
-	Name      string // without the slash: "model", "models", "reset", "system", "help", "ask"
-	Args      string
+	// UserTeam is the caller's own team (Slack: their workspace, which in
+	// a Slack Connect channel is not Workspace); "" when it is Workspace.
+	UserTeam string
+	Roles    []string // the caller's roles (Discord), for access control
+	DM       bool
+	Name     string // without the slash: "model", "models", "reset", "system", "help", "ask"
+	Args     string
 }
 
 // CommandReply is a command's answer.
