@@ -74,8 +74,15 @@ func TestAccessRules(t *testing.T) {
 		{"member resets a thread of their own", with(member, func(c *bots.Command) { c.Thread = "t-reset-own"; c.Name = "reset" }), "forgot"},
 		{"member may not reset a thread others are in", with(member, func(c *bots.Command) { c.Thread = "t-reset-shared"; c.Name = "reset" }), admins},
 		{"admin resets a thread others are in", with(member, func(c *bots.Command) { c.User = "U-admin"; c.Thread = "t-reset-admin"; c.Name = "reset" }), "forgot"},
-		{"Slack Connect guest is refused", with(member, func(c *bots.Command) { c.User, c.UserTeam = "U-guest", "T-other"; c.Name, c.Args = "system", "Be brief." }), refused},
-		{"outsider's DM is refused", with(member, func(c *bots.Command) { c.User, c.UserTeam = "U-out", "T-other"; c.Channel, c.DM = "D2", true; c.Name = "help" }), refused},
+		{"Slack Connect guest is refused", with(member, func(c *bots.Command) {
+			c.User, c.UserTeam = "U-guest", "T-other"
+			c.Name, c.Args = "system", "Be brief."
+		}), refused},
+		{"outsider's DM is refused", with(member, func(c *bots.Command) {
+			c.User, c.UserTeam = "U-out", "T-other"
+			c.Channel, c.DM = "D2", true
+			c.Name = "help"
+		}), refused},
 		{"outside workspace is refused", with(member, func(c *bots.Command) { c.Workspace = "W2"; c.Name = "help" }), refused},
 	}
 	for _, tt := range tests {

@@ -65,6 +65,9 @@ func (a *Adapter) command(ctx context.Context, sc slackapi.SlashCommand) *answer
 	gaveUp := make(chan struct{})
 	responseURL := sc.ResponseURL
 	if !a.background(func(ctx context.Context) {
+		// The payload names the workspace the command was typed in, not
+		// the caller's own (Slack Connect): users.info does.
+		cmd.UserTeam = a.userTeam(ctx, cmd.Workspace, cmd.User)
 		reply := a.eng.Command(ctx, a, cmd)
 		select {
 		case done <- reply:
@@ -153,6 +156,7 @@ func (a *Adapter) interaction(ctx context.Context, ic *slackapi.InteractionCallb
 				Channel:   channel,
 				Thread:    ic.Container.ThreadTs,
 				User:      ic.User.ID,
+				UserTeam:  ic.User.TeamID,
 				DM:        isDMChannel(channel),
 				Name:      "model",
 				Args:      act.SelectedOption.Value,
