@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"regexp"
 	"time"
 
 	slackapi "github.com/slack-go/slack"
@@ -86,16 +85,14 @@ func refused(err error) bool {
 	return errors.As(err, &sc) && sc.Code == http.StatusNotFound
 }
 
-// urlQueryRe matches a URL's query, where Socket Mode puts its ticket.
-var urlQueryRe = regexp.MustCompile(`((?:wss?|https?)://[^\s"?]+)\?[^\s"]*`)
-
-// redact returns err's text without URL queries: a Socket Mode URL carries
-// a connection ticket.
+// redact returns err's text with every token-shaped string masked
+// (bots.Redact): URL queries (a Socket Mode URL carries a connection
+// ticket), the paths of response URLs and webhooks, tokens.
 func redact(err error) string {
 	if err == nil {
 		return ""
 	}
-	return urlQueryRe.ReplaceAllString(err.Error(), "$1?…")
+	return bots.Redact(err.Error())
 }
 
 // redactErr is an error whose text is redacted; errors.Is and As still see
