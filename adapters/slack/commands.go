@@ -191,9 +191,19 @@ func (a *Adapter) respond(ctx context.Context, responseURL string, ans *answer) 
 		msg.Blocks = &slackapi.Blocks{BlockSet: ans.Blocks}
 	}
 	if err := slackapi.PostWebhookCustomHTTPContext(ctx, responseURL, a.client, msg); err != nil {
-		return fmt.Errorf("slack: response_url: %w", redactErr{err})
+		return fmt.Errorf("slack: response_url %s: %w", hidePath(responseURL), hiddenURLErr{err: err, url: responseURL})
 	}
 	return nil
+}
+
+// hidePath returns a URL without its path, query and fragment: a
+// response_url's path is its secret, whatever its host.
+func hidePath(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "(a URL)"
+	}
+	return u.Scheme + "://" + u.Host + "/…"
 }
 
 // checkResponseURL accepts Slack's https hooks and, for tests and proxies,

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	slackapi "github.com/slack-go/slack"
@@ -101,3 +102,16 @@ type redactErr struct{ err error }
 
 func (e redactErr) Error() string { return redact(e.err) }
 func (e redactErr) Unwrap() error { return e.err }
+
+// hiddenURLErr is an error whose text is redacted and hides url (a
+// response_url, whose path is a secret on any host).
+type hiddenURLErr struct {
+	err error
+	url string
+}
+
+func (e hiddenURLErr) Error() string {
+	return bots.Redact(strings.ReplaceAll(e.err.Error(), e.url, hidePath(e.url)))
+}
+
+func (e hiddenURLErr) Unwrap() error { return e.err }
