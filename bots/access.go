@@ -10,23 +10,38 @@ import (
 	"github.com/parleyhq/parley/conversation"
 )
 
-// Access says whom Parley answers. An empty list allows everyone; a person
-// must pass every list that is set, except that Users and Roles are one
-// test together (a listed user, or a member of a listed role).
+// Access says whom Parley answers, and who its admins are. An empty list
+// allows everyone; a person must pass every list that is set, except that
+// Users and Roles are one test together (a listed user, or a member of a
+// listed role, or a person named in Admins).
+//
+// Workspaces holds for the person's own team as well as for the place
+// they write in: in a Slack Connect channel, or a DM with someone of
+// another organization, a person whose team is not listed is refused.
 type Access struct {
 	Workspaces []string // Slack team ids, Discord guild ids
 	Channels   []string
 	Users      []string
 	Roles      []string // Discord role ids
+	// Admins are user ids (and Discord role ids) of people who may change
+	// what others see, in every workspace: channel and workspace settings,
+	// shared conversations (PARLEY_ADMINS). The platforms' own admins
+	// (AdminLookup) may too, in their workspace.
+	Admins []string
 	// Refusal is where a refused person is told so: "dm" (the default: a
 	// polite refusal in direct messages, silence in channels), "always"
 	// or "never".
 	Refusal string
 }
 
-// allowed reports whether the author of in may use Parley.
-func (a Access) allowed(workspace, channel, user string, roles []string) bool {
+// allowed reports whether a person may use Parley: user, of team (their
+// own team, "" when it is the workspace's), writing in channel of
+// workspace.
+func (a Access) allowed(workspace, team, channel, user string, roles []string) bool {
 	if len(a.Workspaces) > 0 && !slices.Contains(a.Workspaces, workspace) {
+		return false
+	}
+	if len(a.Workspaces) > 0 && team != "" && !slices.Contains(a.Workspaces, team) {
 		return false
 	}
 	if len(a.Channels) > 0 && !slices.Contains(a.Channels, channel) {
@@ -35,7 +50,7 @@ func (a Access) allowed(workspace, channel, user string, roles []string) bool {
 	if len(a.Users) == 0 && len(a.Roles) == 0 {
 		return true
 	}
-	if slices.Contains(a.Users, user) {
+	if slices.Contains(a.Users, user) || a.listedAdmin(user, roles) {
 		return true
 	}
 	for _, r := range roles {
@@ -99,8 +114,8 @@ func (l *userLimiter) allow(key string, now time.Time) (bool, time.Duration) {
 // budget to a message the bot would answer. It returns "" to go on, or the
 // text to answer instead ("-" for silence).
 func (e *Engine) admit(ctx context.Context, p Platform, in Incoming) string {
-	if !e.cfg.Access.allowed(in.Workspace, in.Channel, in.Author, in.Roles) {
-		e.log.Info("refused by access control", "platform", p.Name(), "workspace", in.Workspace, "channel", in.Channel, "user", in.Author)
+	if !e.cfg.Access.allowed(in.Workspace, in.AuthorTeam, in.Channel, in.Author, in.Roles) {
+		e.log.Info("refused by access control", "platform", p.Name(), "workspace", in.Workspace, "team", in.AuthorTeam, "channel", in.Channel, "user", in.Author)
 		if e.cfg.Access.tellRefusal(in.DM) {
 			return refusedText
 		}

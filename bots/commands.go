@@ -31,17 +31,18 @@ func parseCommand(text string) (name, args string, ok bool) {
 
 // helpText is Markdown, like every command answer: adapters convert it.
 const helpText = "**Parley** answers when you mention it in a channel, in the thread of its answer, and in direct messages.\n" +
-	"• `/model` shows the model in use; `/model NAME` sets it for this thread (or channel); `/model NAME me` sets it for you everywhere; `/model clear` removes the setting\n" +
+	"• `/model` shows the model in use; `/model NAME` sets it for this thread (or channel); `/model NAME me` sets it for you everywhere; `/model NAME workspace` for the whole workspace; `/model clear` removes the setting\n" +
 	"• `/models [FILTER]` lists the models you can choose\n" +
-	"• `/system [PROMPT]` shows or sets the system prompt here; `/system clear` removes it\n" +
+	"• `/system [PROMPT]` shows or sets the system prompt here; `/system me PROMPT` sets one for you; `/system workspace PROMPT` for the workspace; `/system clear` removes it\n" +
 	"• `/reset` forgets this conversation\n" +
+	"Settings for a channel or the workspace, and forgetting a conversation other people are in, are for admins; your own settings, your threads and your DM with Parley are yours.\n" +
 	"• `/usage` shows the tokens you used today and in the last 30 days\n" +
 	"• React with :octagonal_sign: to a reply being written to stop it"
 
 // Command runs a command and returns its answer.
 func (e *Engine) Command(ctx context.Context, p Platform, cmd Command) CommandReply {
 	e.obs.Event(p.Name(), "command")
-	if !e.cfg.Access.allowed(cmd.Workspace, cmd.Channel, cmd.User, cmd.Roles) {
+	if !e.cfg.Access.allowed(cmd.Workspace, cmd.UserTeam, cmd.Channel, cmd.User, cmd.Roles) {
 		return CommandReply{Text: refusedText, Ephemeral: true}
 	}
 	switch strings.ToLower(cmd.Name) {
@@ -63,11 +64,14 @@ func (e *Engine) Command(ctx context.Context, p Platform, cmd Command) CommandRe
 }
 
 // scopeFor is where a setting made by cmd applies: the user with "me",
-// else the thread when in one, else the channel.
-func scopeFor(p Platform, cmd Command, me bool) (conversation.Scope, string) {
+// the workspace with "workspace", else the thread when in one, else the
+// channel (or the DM).
+func scopeFor(p Platform, cmd Command, word scopeWord) (conversation.Scope, string) {
 	switch {
-	case me:
+	case word == scopeMe:
 		return conversation.Scope{Kind: conversation.ScopeUser, Platform: p.Name(), Workspace: cmd.Workspace, ID: cmd.User}, "for you"
+	case word == scopeWorkspace:
+		return conversation.Scope{Kind: conversation.ScopeWorkspace, Platform: p.Name(), Workspace: cmd.Workspace}, "for the workspace"
 	case cmd.Thread != "":
 		return conversation.Scope{Kind: conversation.ScopeThread, Platform: p.Name(), Workspace: cmd.Workspace, ID: cmd.Channel + "/" + cmd.Thread}, "in this thread"
 	case cmd.DM:
@@ -91,22 +95,22 @@ func scopeName(k conversation.ScopeKind) string {
 	return "the default"
 }
 
-// splitScopeWord takes a trailing or leading "me" off args.
-func splitScopeWord(args string) (rest string, me bool) {
-	f := strings.Fields(args)
+// splitScopeWord takes the words "me" and "workspace" off args, wherever
+// they are (a model name holds neither).
+func splitScopeWord(args string) (rest string, word scopeWord) {
 	var kept []string
-	for _, w := range f {
-		if strings.EqualFold(w, "me") {
-			me = true
+	for _, w := range strings.Fields(args) {
+		if sw, ok := parseScopeWord(w); ok {
+			word = max(word, sw)
 			continue
 		}
 		kept = append(kept, w)
 	}
-	return strings.Join(kept, " "), me
+	return strings.Join(kept, " "), word
 }
 
 func (e *Engine) modelCommand(ctx context.Context, p Platform, cmd Command) CommandReply {
-	args, me := splitScopeWord(cmd.Args)
+	args, word := splitScopeWord(cmd.Args)
 	scopes := scopesFor(p.Name(), cmd.Workspace, cmd.Channel, cmd.Thread, cmd.User)
 	if args == "" {
 		model, from, ok, err := e.store.ResolveSetting(ctx, conversation.SettingModel, scopes...)
@@ -121,7 +125,14 @@ func (e *Engine) modelCommand(ctx context.Context, p Platform, cmd Command) Comm
 		}
 		return CommandReply{Text: fmt.Sprintf("The model here is `%s` (%s). Choose another with `/model NAME`.", model, where), Ephemeral: true, ChooseModel: true}
 	}
-	scope, where := scopeFor(p, cmd, me)
+	scope, where := scopeFor(p, cmd, word)
+	needed, err := e.adminOnly(ctx, p, cmd, scope)
+	if err != nil {
+		return e.commandError("model", err)
+	}
+	if r := e.refuseWrite(ctx, p, cmd, needed, "change the model "+where, "`/model NAME me` sets it for you alone; in a thread of your own, `/model NAME` sets it for that thread."); r != nil {
+		return *r
+	}
 	if strings.EqualFold(args, "clear") || strings.EqualFold(args, "default") {
 		if err := e.store.SetSetting(ctx, scope, conversation.SettingModel, ""); err != nil {
 			return e.commandError("model", err)
@@ -178,12 +189,22 @@ func (e *Engine) modelsCommand(ctx context.Context, cmd Command) CommandReply {
 }
 
 func (e *Engine) resetCommand(ctx context.Context, p Platform, cmd Command) CommandReply {
-	conv, err := e.store.FindConversation(ctx, conversation.Key{Platform: p.Name(), Workspace: cmd.Workspace, Channel: cmd.Channel, Thread: cmd.Thread})
+	key := conversation.Key{Platform: p.Name(), Workspace: cmd.Workspace, Channel: cmd.Channel, Thread: cmd.Thread}
+	conv, err := e.store.FindConversation(ctx, key)
 	if errors.Is(err, conversation.ErrNotFound) {
 		return CommandReply{Text: "There is no conversation to forget here.", Ephemeral: true}
 	}
 	if err != nil {
 		return e.commandError("reset", err)
+	}
+	shared := false
+	if !cmd.DM {
+		if shared, err = e.othersIn(ctx, key, cmd.User); err != nil {
+			return e.commandError("reset", err)
+		}
+	}
+	if r := e.refuseWrite(ctx, p, cmd, shared, "forget a conversation other people are in", "Start a new thread to begin afresh."); r != nil {
+		return *r
 	}
 	if err := e.store.Forget(ctx, conv.ID); err != nil {
 		return e.commandError("reset", err)
@@ -193,6 +214,13 @@ func (e *Engine) resetCommand(ctx context.Context, p Platform, cmd Command) Comm
 
 func (e *Engine) systemCommand(ctx context.Context, p Platform, cmd Command) CommandReply {
 	args := strings.TrimSpace(cmd.Args)
+	// A leading "me" or "workspace" says where the prompt applies.
+	word := scopeHere
+	if first, rest, _ := strings.Cut(args, " "); first != "" {
+		if w, ok := parseScopeWord(first); ok {
+			word, args = w, strings.TrimSpace(rest)
+		}
+	}
 	scopes := scopesFor(p.Name(), cmd.Workspace, cmd.Channel, cmd.Thread, cmd.User)
 	if args == "" {
 		prompt, from, ok, err := e.store.ResolveSetting(ctx, conversation.SettingSystemPrompt, scopes...)
@@ -210,7 +238,14 @@ func (e *Engine) systemCommand(ctx context.Context, p Platform, cmd Command) Com
 		}
 		return CommandReply{Text: fmt.Sprintf("The system prompt here (%s):\n>%s", where, strings.ReplaceAll(prompt, "\n", "\n>")), Ephemeral: true}
 	}
-	scope, where := scopeFor(p, cmd, false)
+	scope, where := scopeFor(p, cmd, word)
+	needed, err := e.adminOnly(ctx, p, cmd, scope)
+	if err != nil {
+		return e.commandError("system", err)
+	}
+	if r := e.refuseWrite(ctx, p, cmd, needed, "change the system prompt "+where, "`/system me PROMPT` sets one for you alone; in a thread of your own, `/system PROMPT` sets it for that thread."); r != nil {
+		return *r
+	}
 	if strings.EqualFold(args, "clear") {
 		if err := e.store.SetSetting(ctx, scope, conversation.SettingSystemPrompt, ""); err != nil {
 			return e.commandError("system", err)

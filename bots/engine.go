@@ -360,7 +360,7 @@ func (e *Engine) Handle(ctx context.Context, p Platform, in Incoming) error {
 		return nil
 	}
 	if name, args, ok := parseCommand(in.Text); ok {
-		cmd := Command{Workspace: in.Workspace, Channel: in.Channel, Thread: conv.Key.Thread, User: in.Author, DM: in.DM, Name: name, Args: args}
+		cmd := Command{Workspace: in.Workspace, Channel: in.Channel, Thread: conv.Key.Thread, User: in.Author, UserTeam: in.AuthorTeam, Roles: in.Roles, DM: in.DM, Name: name, Args: args}
 		if !e.track() {
 			return errors.New("bots: engine is shutting down")
 		}

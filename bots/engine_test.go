@@ -485,7 +485,7 @@ func TestRateLimitedEditsStillDeliverFinalText(t *testing.T) {
 }
 
 func TestModelCommand(t *testing.T) {
-	h := newHarness(t, botstest.Enforced{}, bots.Config{})
+	h := newHarness(t, botstest.Enforced{}, bots.Config{Access: bots.Access{Admins: []string{"U1"}}})
 	ctx := context.Background()
 	cmd := bots.Command{Workspace: "W1", Channel: "C1", User: "U1", Name: "model"}
 	if r := h.engine.Command(ctx, h.p, cmd); !strings.Contains(r.Text, "fake-small") || !strings.Contains(r.Text, "default") || !r.ChooseModel {

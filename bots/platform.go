@@ -246,11 +246,19 @@ type Command struct {
 	Channel   string
 	Thread    string // "" outside threads
 	User      string
-	Roles     []string // the caller's roles (Discord), for access control
-	DM        bool
-	Name      string // without the slash: "model", "models", "reset", "system", "help", "ask"
-	Args      string
+	// UserTeam is the caller's own team (Slack: their workspace, which in
+	// a Slack Connect channel is not Workspace); "" when it is Workspace,
+	// UnknownTeam when the adapter could not learn it.
+	UserTeam string
+	Roles    []string // the caller's roles (Discord), for access control
+	DM       bool
+	Name     string // without the slash: "model", "models", "reset", "system", "help", "ask"
+	Args     string
 }
+
+// UnknownTeam is Command.UserTeam when the adapter could not learn the
+// caller's team: with an allow-list of workspaces the caller is refused.
+const UnknownTeam = "?"
 
 // CommandReply is a command's answer.
 type CommandReply struct {

@@ -125,7 +125,8 @@ type Adapter struct {
 	wg       sync.WaitGroup // interaction handlers
 	runCtx   context.Context
 
-	cache *cache
+	cache  *cache
+	admins admins // guilds' and members' roles, for admin checks
 }
 
 var _ bots.Platform = (*Adapter)(nil)

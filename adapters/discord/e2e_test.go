@@ -342,6 +342,7 @@ func TestE2EDirectMessage(t *testing.T) {
 func TestE2EModelCommandThenMention(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, discordtest.Options{}, Options{})
+	w.fake.SetOwner(w.ann) // a channel's model is for admins
 	id := w.fake.Interact(discordtest.Interaction{Type: 4, GuildID: w.fake.GuildID, ChannelID: w.ch, User: w.ann,
 		Name: "model", Options: []discordtest.Option{{Name: "name", Value: "gpt", Focused: true}}})
 	var r discordtest.Response

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/parleyhq/parley/bots"
 )
 
 // transport is the session's HTTP round tripper. discordgo computes its
@@ -165,13 +167,13 @@ func redact(err error) error {
 	if errors.As(err, &ue) {
 		return &redacted{msg: fmt.Sprintf("%s %s: %v", ue.Op, redactURL(ue.URL), ue.Err), err: ue.Err}
 	}
-	if s := err.Error(); secretPath.MatchString(s) {
+	if s := err.Error(); redactURL(s) != s {
 		return &redacted{msg: redactURL(s), err: errors.Unwrap(err)}
 	}
 	return err
 }
 
-func redactURL(s string) string { return secretPath.ReplaceAllString(s, "${1}***") }
+func redactURL(s string) string { return bots.Redact(secretPath.ReplaceAllString(s, "${1}***")) }
 
 // redacted is an error whose text hides a token; it unwraps to the cause.
 type redacted struct {

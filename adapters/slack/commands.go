@@ -65,6 +65,9 @@ func (a *Adapter) command(ctx context.Context, sc slackapi.SlashCommand) *answer
 	gaveUp := make(chan struct{})
 	responseURL := sc.ResponseURL
 	if !a.background(func(ctx context.Context) {
+		// The payload names the workspace the command was typed in, not
+		// the caller's own (Slack Connect): users.info does.
+		cmd.UserTeam = a.userTeam(ctx, cmd.Workspace, cmd.User)
 		reply := a.eng.Command(ctx, a, cmd)
 		select {
 		case done <- reply:
@@ -153,6 +156,7 @@ func (a *Adapter) interaction(ctx context.Context, ic *slackapi.InteractionCallb
 				Channel:   channel,
 				Thread:    ic.Container.ThreadTs,
 				User:      ic.User.ID,
+				UserTeam:  ic.User.TeamID,
 				DM:        isDMChannel(channel),
 				Name:      "model",
 				Args:      act.SelectedOption.Value,
@@ -187,9 +191,19 @@ func (a *Adapter) respond(ctx context.Context, responseURL string, ans *answer) 
 		msg.Blocks = &slackapi.Blocks{BlockSet: ans.Blocks}
 	}
 	if err := slackapi.PostWebhookCustomHTTPContext(ctx, responseURL, a.client, msg); err != nil {
-		return fmt.Errorf("slack: response_url: %w", redactErr{err})
+		return fmt.Errorf("slack: response_url %s: %w", hidePath(responseURL), hiddenURLErr{err: err, url: responseURL})
 	}
 	return nil
+}
+
+// hidePath returns a URL without its path, query and fragment: a
+// response_url's path is its secret, whatever its host.
+func hidePath(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "(a URL)"
+	}
+	return u.Scheme + "://" + u.Host + "/…"
 }
 
 // checkResponseURL accepts Slack's https hooks and, for tests and proxies,

@@ -389,6 +389,7 @@ func TestE2EDirectMessages(t *testing.T) {
 
 func TestE2EModelCommandThenMention(t *testing.T) {
 	h := newE2E(t, StreamingAuto, slacktest.Config{})
+	h.slack.AddUser(slacktest.User{ID: "U1", Admin: true}) // a channel's model is for admins
 	h.start()
 
 	env, _ := h.slack.SlashCommand("C1", "U1", "/model", "gpt-other")

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"regexp"
+	"strings"
 	"time"
 
 	slackapi "github.com/slack-go/slack"
@@ -86,16 +86,14 @@ func refused(err error) bool {
 	return errors.As(err, &sc) && sc.Code == http.StatusNotFound
 }
 
-// urlQueryRe matches a URL's query, where Socket Mode puts its ticket.
-var urlQueryRe = regexp.MustCompile(`((?:wss?|https?)://[^\s"?]+)\?[^\s"]*`)
-
-// redact returns err's text without URL queries: a Socket Mode URL carries
-// a connection ticket.
+// redact returns err's text with every token-shaped string masked
+// (bots.Redact): URL queries (a Socket Mode URL carries a connection
+// ticket), the paths of response URLs and webhooks, tokens.
 func redact(err error) string {
 	if err == nil {
 		return ""
 	}
-	return urlQueryRe.ReplaceAllString(err.Error(), "$1?…")
+	return bots.Redact(err.Error())
 }
 
 // redactErr is an error whose text is redacted; errors.Is and As still see
@@ -104,3 +102,16 @@ type redactErr struct{ err error }
 
 func (e redactErr) Error() string { return redact(e.err) }
 func (e redactErr) Unwrap() error { return e.err }
+
+// hiddenURLErr is an error whose text is redacted and hides url (a
+// response_url, whose path is a secret on any host).
+type hiddenURLErr struct {
+	err error
+	url string
+}
+
+func (e hiddenURLErr) Error() string {
+	return bots.Redact(strings.ReplaceAll(e.err.Error(), e.url, hidePath(e.url)))
+}
+
+func (e hiddenURLErr) Unwrap() error { return e.err }

@@ -117,6 +117,8 @@ type Adapter struct {
 	noNative map[string]bool // workspaces that refused native streaming (auto mode)
 	noStatus map[string]bool // workspaces that refused assistant.threads.setStatus
 	wg       sync.WaitGroup  // background work: events, commands, interactions
+
+	people people // users.info's answers, for admin checks and callers' teams
 }
 
 var (

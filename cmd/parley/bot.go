@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -63,11 +62,8 @@ func (m *Main) readyz(platforms []platform, client *llm.Client) http.HandlerFunc
 	}
 }
 
-// shutdownTimeout bounds the HTTP server's graceful shutdown.
-const shutdownTimeout = 10 * time.Second
-
-// runBot runs the bot: the engine, the HTTP server and the configured chat
-// platforms, until ctx ends or one of them fails.
+// runBot runs the bot: the engine, the HTTP servers and the configured
+// chat platforms, until ctx ends or one of them fails.
 func (m *Main) runBot(ctx context.Context) error {
 	cfg, err := m.loadConfig(ctx, config.ForBot)
 	if err != nil {
@@ -80,17 +76,16 @@ func (m *Main) runBot(ctx context.Context) error {
 		return err
 	}
 
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+	healthz := route{pattern: "GET /healthz", maxHeader: opsMaxHeader, handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
-	})
-	mux.Handle("GET /metrics", m.metrics.handler())
-
-	platforms, err := m.platforms(cfg, engine, mux, log)
+	})}
+	// The public routes: Slack's (HTTP events mode) and /healthz, for a
+	// load balancer's checks.
+	public := []route{healthz}
+	platforms, err := m.platforms(cfg, engine, &public, log)
 	if err != nil {
 		return err
 	}
-	mux.HandleFunc("GET /readyz", m.readyz(platforms, client))
 	var names []string
 	native := map[string]bool{}
 	for _, p := range platforms {
@@ -100,30 +95,22 @@ func (m *Main) runBot(ctx context.Context) error {
 	}
 	m.metrics.preset(names, native, cfg.LLM.Model)
 	m.metrics.watchLLM(client.Health)
-
-	// Listen before starting anything, so that a taken port is reported
-	// as a configuration problem, before any platform connects.
-	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
-	if err != nil {
-		return fmt.Errorf("HTTP_ADDR: %w", err)
+	ops := []route{
+		healthz,
+		{pattern: "GET /readyz", maxHeader: opsMaxHeader, handler: m.readyz(platforms, client)},
+		{pattern: "GET /metrics", maxHeader: opsMaxHeader, handler: m.metrics.handler()},
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	servers, err := listenHTTP(cfg.HTTP, public, ops, log)
+	if err != nil {
+		return err
+	}
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return engine.Run(ctx) })
 	g.Go(func() error { return client.Run(ctx) }) // keeps the model catalog fresh
-	g.Go(func() error {
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("http: %w", err)
-		}
-		return nil
-	})
-	g.Go(func() error {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
-		defer cancel()
-		return srv.Shutdown(sctx)
-	})
+	for _, s := range servers {
+		s.run(ctx, g)
+	}
 	select {
 	case <-engine.Started():
 	case <-ctx.Done():
@@ -150,7 +137,7 @@ func (m *Main) runBot(ctx context.Context) error {
 			return g.Wait()
 		}
 	}
-	log.Info("parley is running", "version", Version(), "http", ln.Addr().String(), "model", cfg.LLM.Model)
+	log.Info("parley is running", "version", Version(), "http", servers[0].ln.Addr().String(), "ops", servers[len(servers)-1].ln.Addr().String(), "model", cfg.LLM.Model)
 	err = g.Wait()
 	log.Info("parley stopped")
 	return err
@@ -200,6 +187,7 @@ func (m *Main) newEngine(ctx context.Context, cfg *config.Config, log *slog.Logg
 		Access: bots.Access{
 			Workspaces: cfg.Engine.AllowWorkspaces, Channels: cfg.Engine.AllowChannels,
 			Users: cfg.Engine.AllowUsers, Roles: cfg.Engine.AllowRoles, Refusal: cfg.Engine.Refusal,
+			Admins: cfg.Engine.Admins,
 		},
 		UserRate:    userRate(cfg.Engine.UserRateN, cfg.Engine.UserRatePer),
 		DailyTokens: cfg.Engine.DailyTokens,
@@ -230,8 +218,8 @@ type platform struct {
 }
 
 // platforms builds the adapters of the configured chat platforms. An
-// adapter serving HTTP (Slack's events mode) registers on mux.
-func (m *Main) platforms(cfg *config.Config, engine *bots.Engine, mux *http.ServeMux, log *slog.Logger) ([]platform, error) {
+// adapter serving HTTP (Slack's events mode) adds its routes to public.
+func (m *Main) platforms(cfg *config.Config, engine *bots.Engine, public *[]route, log *slog.Logger) ([]platform, error) {
 	var ps []platform
 	if cfg.Slack.Enabled() {
 		opts := slack.Options{
@@ -250,7 +238,12 @@ func (m *Main) platforms(cfg *config.Config, engine *bots.Engine, mux *http.Serv
 			return nil, err
 		}
 		if !cfg.Slack.SocketMode() {
-			mux.Handle("/slack/", a.Handler())
+			h := a.Handler()
+			*public = append(*public,
+				route{pattern: "POST /slack/events", handler: h, maxHeader: slackMaxHeader, maxBody: 1 << 20},
+				route{pattern: "POST /slack/commands", handler: h, maxHeader: slackMaxHeader, maxBody: 64 << 10},
+				route{pattern: "POST /slack/interactions", handler: h, maxHeader: slackMaxHeader, maxBody: 1 << 20},
+			)
 		}
 		ps = append(ps, platform{name: "slack", adapter: a, run: a.Run, ready: a.Ready, authenticated: a.Authenticated()})
 	}

@@ -11,7 +11,7 @@ import (
 func newLogger(w io.Writer, cfg config.Log) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: cfg.Level}
 	if cfg.Format == config.FormatJSON {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		return slog.New(redacting{slog.NewJSONHandler(w, opts)})
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(redacting{slog.NewTextHandler(w, opts)})
 }

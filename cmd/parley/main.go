@@ -17,6 +17,7 @@ import (
 
 	"github.com/sethvargo/go-envconfig"
 
+	"github.com/parleyhq/parley/bots"
 	"github.com/parleyhq/parley/cmd/parley/config"
 	"github.com/parleyhq/parley/conversation"
 )
@@ -47,7 +48,7 @@ func main() {
 		err = cerr
 	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "parley:", err)
+		fmt.Fprintln(os.Stderr, "parley:", bots.Redact(err.Error()))
 		var u usageError
 		if errors.As(err, &u) {
 			fmt.Fprint(os.Stderr, usage)

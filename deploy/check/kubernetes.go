@@ -385,8 +385,15 @@ func (m *manifests) checkWorkload(w workload, vars map[string]string, f *finding
 		m.checkTmp(where, spec, c, n, f)
 	}
 
-	// The probes reach Parley's HTTP server.
-	addr := env["HTTP_ADDR"]
+	// The probes reach Parley's operators' endpoints: OPS_ADDR, which is
+	// HTTP_ADDR when unset.
+	addr, name := env["OPS_ADDR"], "OPS_ADDR"
+	if addr == "" {
+		addr = vars["OPS_ADDR"]
+	}
+	if addr == "" {
+		addr, name = env["HTTP_ADDR"], "HTTP_ADDR"
+	}
 	if addr == "" {
 		addr = vars["HTTP_ADDR"]
 	}
@@ -404,7 +411,7 @@ func (m *manifests) checkWorkload(w workload, vars map[string]string, f *finding
 			f.add("%s: %s path %q, want %s", where, p.name, p.probe.HTTPGet.Path, p.path)
 		}
 		if n, ok := containerPort(spec, p.probe.HTTPGet.Port); !ok || n != int32(port) {
-			f.add("%s: %s port %s is not HTTP_ADDR's port %d", where, p.name, p.probe.HTTPGet.Port.String(), port)
+			f.add("%s: %s port %s is not %s's port %d", where, p.name, p.probe.HTTPGet.Port.String(), name, port)
 		}
 	}
 }

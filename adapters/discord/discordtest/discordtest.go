@@ -240,6 +240,7 @@ type Server struct {
 	changed      chan struct{}
 	files        map[string][]byte   // attachment id -> bytes (users' files)
 	roles        map[string][]string // user id -> role ids in the guild
+	guild        guild               // the guild's owner and roles
 	closed       bool
 	wg           sync.WaitGroup
 }

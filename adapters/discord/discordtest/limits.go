@@ -26,6 +26,8 @@ const (
 	RouteCommandsOverwrite      Route = "PUT /applications/{application.id}/commands"
 	RouteGuildCommandsOverwrite Route = "PUT /applications/{application.id}/guilds/{guild.id}/commands"
 	RouteCurrentUser            Route = "GET /users/@me"
+	RouteGuild                  Route = "GET /guilds/{guild.id}"
+	RouteGuildMember            Route = "GET /guilds/{guild.id}/members/{user.id}"
 	RouteGateway                Route = "GET /gateway"
 	RouteGatewayBot             Route = "GET /gateway/bot"
 	// RouteOther is any call the server does not serve (it answers 404).
@@ -125,6 +127,11 @@ var limits = []Limit{
 	{Route: RouteGuildCommandsOverwrite, Bucket: "guild-commands-overwrite", Per: PerGuild, Limit: 2, Window: 60 * time.Second},
 	// Unknown: hata records none ("optimistic"). A guess.
 	{Route: RouteCurrentUser, Bucket: "current-user", Per: PerBot, Limit: 5, Window: 5 * time.Second},
+	// Unknown: hata records none ("optimistic", per guild). A guess, as
+	// strict as the channel's.
+	{Route: RouteGuild, Bucket: "guild", Per: PerGuild, Limit: 5, Window: 5 * time.Second},
+	// hata: 5 per 1 s per guild.
+	{Route: RouteGuildMember, Bucket: "guild-member", Per: PerGuild, Limit: 5, Window: time.Second},
 	// hata: 2 per 5 s for the bot.
 	{Route: RouteGatewayBot, Bucket: "gateway-bot", Per: PerBot, Limit: 2, Window: 5 * time.Second},
 	// Unknown (hata: untested). A guess: as GET /gateway/bot.

@@ -234,6 +234,14 @@ var calls = map[discordtest.Route]func(e *env) error{
 		_, err := e.s.User("@me")
 		return err
 	},
+	discordtest.RouteGuild: func(e *env) error {
+		_, err := e.s.Guild(e.fake.GuildID)
+		return err
+	},
+	discordtest.RouteGuildMember: func(e *env) error {
+		_, err := e.s.GuildMember(e.fake.GuildID, e.fake.AddUser("member").ID)
+		return err
+	},
 	discordtest.RouteGateway: func(e *env) error {
 		_, err := e.s.Gateway()
 		return err

@@ -49,6 +49,10 @@ func routeOf(method string, seg []string) Route {
 		return RouteGuildCommandsOverwrite
 	case seg[0] == "users" && n == 2 && seg[1] == "@me" && method == "GET":
 		return RouteCurrentUser
+	case seg[0] == "guilds" && n == 2 && method == "GET":
+		return RouteGuild
+	case seg[0] == "guilds" && n == 4 && seg[2] == "members" && method == "GET":
+		return RouteGuildMember
 	case seg[0] == "gateway" && n == 1 && method == "GET":
 		return RouteGateway
 	case seg[0] == "gateway" && n == 2 && seg[1] == "bot" && method == "GET":
@@ -87,6 +91,8 @@ func (s *Server) bucketLocked(route Route, seg []string, now time.Time) *rateBuc
 		switch {
 		case seg[0] == "applications" && len(seg) > 3:
 			resource = seg[3]
+		case seg[0] == "guilds":
+			resource = seg[1]
 		case seg[0] == "channels":
 			resource = seg[1]
 			if c, ok := s.channels[seg[1]]; ok && c.GuildID != "" {

@@ -161,6 +161,10 @@ func (s *Server) routeLocked(r *http.Request, seg []string, body []byte, files [
 			"total": 1000, "remaining": 999, "reset_after": 86400000, "max_concurrency": 1}}
 	case seg[0] == "users" && n == 2 && seg[1] == "@me" && m == "GET":
 		return 200, s.users[s.BotID]
+	case seg[0] == "guilds" && n == 2 && m == "GET":
+		return s.guildLocked(seg[1])
+	case seg[0] == "guilds" && n == 4 && seg[2] == "members" && m == "GET":
+		return s.memberLocked(seg[1], seg[3])
 	case seg[0] == "channels" && n == 2 && m == "GET":
 		c, ok := s.channels[seg[1]]
 		if !ok {

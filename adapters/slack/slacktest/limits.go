@@ -86,6 +86,8 @@ var Tiers = map[string]Limit{
 	// stricter reading, as Slack's Java SDK records a special tier of
 	// "hundreds of requests per minute".
 	"auth.test": {Workspace: Tier4},
+	// Tier 4: https://docs.slack.dev/reference/methods/users.info
+	"users.info": {Workspace: Tier4},
 	// Tier 1: https://docs.slack.dev/reference/methods/apps.connections.open;
 	// the burst of 5 lets a test reconnect a few times.
 	"apps.connections.open": {Workspace: Tier1},

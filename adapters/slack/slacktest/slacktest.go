@@ -136,6 +136,7 @@ type Server struct {
 	envelopeSeq int
 	files       fileState
 	loginPage   bool // file downloads answer the sign-in page
+	users       map[string]User
 }
 
 // New starts a fake Slack; it stops when the test ends.
@@ -596,6 +597,8 @@ func (s *Server) call(method string, r *http.Request, channel string, target *Me
 		return s.getUploadURL(form)
 	case "files.completeUploadExternal":
 		return s.completeUpload(form, channel, now)
+	case "users.info":
+		return s.userInfoLocked(form.Get("user"))
 	case "assistant.threads.setStatus":
 		if s.cfg.StatusError != "" {
 			return nil, apiError(s.cfg.StatusError)

@@ -254,8 +254,14 @@ func (s *Server) UserMessage(channel, threadTS, user, text string) Posted {
 	defer s.mu.Unlock()
 	m := &Message{Channel: channel, TS: s.nextTSLocked(), ThreadTS: threadTS, User: user, Text: text}
 	s.addLocked(m, s.cfg.Now())
+	// The author's own team, as Slack names it in a Slack Connect channel
+	// (the callback's team_id stays the receiving workspace).
+	team := s.cfg.TeamID
+	if u, ok := s.users[user]; ok {
+		team = u.TeamID
+	}
 	ev := func(typ string) map[string]any {
-		e := map[string]any{"type": typ, "channel": m.Channel, "user": user, "text": text, "ts": m.TS, "event_ts": m.TS, "team": s.cfg.TeamID}
+		e := map[string]any{"type": typ, "channel": m.Channel, "user": user, "text": text, "ts": m.TS, "event_ts": m.TS, "team": team, "user_team": team, "source_team": team}
 		if typ == "message" {
 			e["channel_type"] = channelType(channel)
 		}

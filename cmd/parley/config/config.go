@@ -53,9 +53,14 @@ type env struct {
 	// DatabaseURL is a Secret: a PostgreSQL URL may hold a password.
 	DatabaseURL Secret `env:"DATABASE_URL, default=sqlite://parley.db"`
 
-	HTTPAddr  string `env:"HTTP_ADDR, default=:8080"`
-	LogLevel  string `env:"LOG_LEVEL, default=info"`
-	LogFormat string `env:"LOG_FORMAT, default=text"`
+	HTTPAddr         string `env:"HTTP_ADDR, default=:8080"`
+	OpsAddr          string `env:"OPS_ADDR"`
+	HTTPReadTimeout  string `env:"HTTP_READ_TIMEOUT, default=10s"`
+	HTTPWriteTimeout string `env:"HTTP_WRITE_TIMEOUT, default=30s"`
+	HTTPIdleTimeout  string `env:"HTTP_IDLE_TIMEOUT, default=60s"`
+	HTTPMaxConns     string `env:"HTTP_MAX_CONNS, default=1024"`
+	LogLevel         string `env:"LOG_LEVEL, default=info"`
+	LogFormat        string `env:"LOG_FORMAT, default=text"`
 
 	MaxConcurrent string `env:"PARLEY_MAX_CONCURRENT, default=256"`
 	StopEmoji     string `env:"PARLEY_STOP_EMOJI, default=octagonal_sign,🛑"`
@@ -65,6 +70,7 @@ type env struct {
 	AllowChannels   string `env:"PARLEY_ALLOW_CHANNELS"`
 	AllowUsers      string `env:"PARLEY_ALLOW_USERS"`
 	AllowRoles      string `env:"PARLEY_ALLOW_ROLES"`
+	Admins          string `env:"PARLEY_ADMINS"`
 	Refusal         string `env:"PARLEY_REFUSAL, default=dm"`
 	UserRate        string `env:"PARLEY_USER_RATE"`
 	DailyTokens     string `env:"USAGE_DAILY_TOKENS, default=0"`
@@ -168,10 +174,28 @@ type Discord struct {
 // Enabled reports whether Discord is configured.
 func (d Discord) Enabled() bool { return d.BotToken.IsSet() }
 
-// HTTP configures the HTTP server (health, metrics, Slack HTTP events).
+// HTTP configures the HTTP servers: the public one (Slack's HTTP events,
+// /healthz) and the operators' (/healthz, /readyz, /metrics), which are
+// one server when their addresses are the same.
 type HTTP struct {
 	Addr string // HTTP_ADDR
+	// OpsAddr is OPS_ADDR: where /readyz and /metrics are served; Addr
+	// when unset.
+	OpsAddr string
+	// ReadTimeout bounds the time a client may take to send a request,
+	// headers and body (HTTP_READ_TIMEOUT); WriteTimeout the time from the
+	// end of its headers to the end of the answer (HTTP_WRITE_TIMEOUT);
+	// IdleTimeout how long a kept-alive connection may wait for its next
+	// request (HTTP_IDLE_TIMEOUT).
+	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	// MaxConns is HTTP_MAX_CONNS: the most connections each server holds
+	// at once; one more is closed as soon as it is accepted.
+	MaxConns int
 }
+
+// SplitOps reports whether the operators' endpoints have an address of
+// their own.
+func (h HTTP) SplitOps() bool { return h.OpsAddr != h.Addr }
 
 // Log formats (LOG_FORMAT).
 const (
@@ -195,6 +219,7 @@ type Engine struct {
 	AllowChannels   []string // PARLEY_ALLOW_CHANNELS
 	AllowUsers      []string // PARLEY_ALLOW_USERS
 	AllowRoles      []string // PARLEY_ALLOW_ROLES (Discord role ids)
+	Admins          []string // PARLEY_ADMINS: user ids, or Discord role ids
 	Refusal         string   // PARLEY_REFUSAL: dm, always or never
 	// UserRate is PARLEY_USER_RATE: at most UserRateN requests per
 	// UserRatePer for each person; 0 is unlimited.

@@ -82,7 +82,17 @@ func parse(r env, purpose Purpose) *parser {
 	}
 	c.Store = store
 
-	c.HTTP = HTTP{Addr: p.addr("HTTP_ADDR", r.HTTPAddr)}
+	c.HTTP = HTTP{
+		Addr:         p.addr("HTTP_ADDR", r.HTTPAddr),
+		ReadTimeout:  p.duration("HTTP_READ_TIMEOUT", r.HTTPReadTimeout),
+		WriteTimeout: p.duration("HTTP_WRITE_TIMEOUT", r.HTTPWriteTimeout),
+		IdleTimeout:  p.duration("HTTP_IDLE_TIMEOUT", r.HTTPIdleTimeout),
+		MaxConns:     p.integer("HTTP_MAX_CONNS", r.HTTPMaxConns, 1),
+	}
+	c.HTTP.OpsAddr = c.HTTP.Addr
+	if strings.TrimSpace(r.OpsAddr) != "" {
+		c.HTTP.OpsAddr = p.addr("OPS_ADDR", r.OpsAddr)
+	}
 	c.Log = Log{
 		Level:  p.logLevel("LOG_LEVEL", r.LogLevel),
 		Format: p.oneOf("LOG_FORMAT", r.LogFormat, FormatText, FormatJSON),
@@ -96,6 +106,7 @@ func parse(r env, purpose Purpose) *parser {
 		AllowChannels:   list(r.AllowChannels),
 		AllowUsers:      list(r.AllowUsers),
 		AllowRoles:      list(r.AllowRoles),
+		Admins:          list(r.Admins),
 		Refusal:         p.oneOf("PARLEY_REFUSAL", r.Refusal, "dm", "always", "never"),
 		DailyTokens:     int64(p.integer("USAGE_DAILY_TOKENS", r.DailyTokens, 0)),
 
