@@ -388,6 +388,12 @@ func (e *Engine) Handle(ctx context.Context, p Platform, in Incoming) error {
 	// budget, also while the question waits for its turn.
 	j.reply.expectFirst()
 	j.reply.onGone = func() { j.cancel(errReplyGone) }
+	j.reply.dropped = func(id string) {
+		// The engine deletes it: its deletion stops nothing.
+		e.mu.Lock()
+		delete(e.active, activeKey(p.Name(), in.Workspace, id))
+		e.mu.Unlock()
+	}
 	j.reply.posted = func(id string, first bool) {
 		e.mu.Lock()
 		e.active[activeKey(p.Name(), in.Workspace, id)] = j

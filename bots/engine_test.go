@@ -787,3 +787,38 @@ func TestPlatformFaults(t *testing.T) {
 		})
 	}
 }
+
+func TestPlaceholderGivenUpForANewMessage(t *testing.T) {
+	// Edits and posts have budgets of their own (Slack): when the edit
+	// budget cannot replace the placeholder soon (a 429 pauses it for
+	// 30 s), the answer goes into a new message and the placeholder's
+	// message is deleted, so the reply is again exactly the answer.
+	ws := func(name string) []botstest.Rule {
+		return []botstest.Rule{{Name: name, Scope: botstest.PerWorkspace, Limit: botstest.Limit{N: 10, Per: time.Second, Burst: 10}}}
+	}
+	enforced := botstest.Enforced{MaxChars: 4000, Rules: map[bots.Call][]botstest.Rule{
+		bots.CallPost: ws("post"), bots.CallEdit: ws("edit"), bots.CallDelete: ws("delete"),
+	}}
+	h := newHarness(t, enforced, bots.Config{})
+	h.p.ProgressErr = errors.New("status not allowed here")
+	h.p.Inject(bots.CallEdit, &bots.RateLimitError{RetryAfter: 30 * time.Second})
+	release := make(chan struct{})
+	h.llm.Answer = func(llmtest.Request) llmtest.Reply {
+		<-release
+		return llmtest.Reply{Chunks: []string{"the ", "whole ", "answer"}}
+	}
+	h.handle(t, mention("m1", "m1", "hi"))
+	ms := h.waitMessages(t, "a placeholder", func(ms []botstest.Message) bool { return len(ms) == 1 && strings.Contains(ms[0].Text, "Thinking") })
+	placeholder := ms[0].ID
+	close(release)
+	// The answer may continue in a second message (edits are paused):
+	// read in order, the messages are the answer.
+	ms = h.waitMessages(t, "the answer alone", func(ms []botstest.Message) bool { return joined(ms) == "the whole answer" })
+	if ms[0].ID == placeholder {
+		t.Fatalf("the placeholder was edited, want it given up for a new message")
+	}
+	hist := h.waitStored(t, conversation.Key{Platform: "fake", Workspace: "W1", Channel: "C1", Thread: "m1"}, 1)
+	if a := hist[len(hist)-1]; a.PlatformID != ms[0].ID || a.Status != conversation.StatusComplete {
+		t.Errorf("stored answer in %q (%s), want in the new message %q, complete", a.PlatformID, a.Status, ms[0].ID)
+	}
+}

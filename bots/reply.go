@@ -40,6 +40,8 @@ type reply struct {
 	obs      Observer
 	posted   func(id string, first bool) // called for each new message
 	onGone   func()                      // called when the platform says the reply is gone
+	dropped  func(id string)             // called for a placeholder message given up
+	bg       sync.WaitGroup              // deletions of placeholders given up
 
 	mu          sync.Mutex
 	text        string // the whole reply: answer, then any notice
@@ -396,6 +398,7 @@ func (r *reply) call(ctx context.Context, c Call, prio priority, f func() error)
 // the platform for this reply's text.
 func (r *reply) flush(ctx context.Context) {
 	defer close(r.finished)
+	defer r.bg.Wait()
 	defer r.releasePromises()
 	defer func() {
 		r.mu.Lock()
@@ -675,6 +678,9 @@ func (r *reply) posted1(i int, id, text string, native bool, promised []*bucket)
 // the rest of the answer goes into a new one.
 func (r *reply) edit(ctx context.Context, o op) error {
 	ds := r.draws(CallEdit)
+	if o.prio >= prioFirst && r.continues(ds) && r.dropPlaceholder(ctx, o.index) {
+		return nil
+	}
 	if o.prio == prioFinal && r.continues(ds) {
 		r.mu.Lock()
 		sealed := r.sealAtSentLocked(o.index)
@@ -717,6 +723,41 @@ func (r *reply) edit(ctx context.Context, o op) error {
 	r.showedLocked(p)
 	r.mu.Unlock()
 	return nil
+}
+
+// dropPlaceholder gives up part i's message when it shows only a
+// placeholder, which an edit cannot replace soon: the answer is posted in a
+// new message instead, and the placeholder's message is deleted (from its
+// own budget; on Slack chat.delete) so that the reply's messages are again
+// exactly the answer. It reports whether it did.
+func (r *reply) dropPlaceholder(ctx context.Context, i int) bool {
+	r.mu.Lock()
+	p := r.parts[i]
+	if i != 0 || p.id == "" || p.native || r.visible || p.text == "" {
+		r.mu.Unlock()
+		return false
+	}
+	id := p.id
+	p.id, p.sent, p.max, p.finalSent = "", "", 0, false
+	r.resplitLocked(0)
+	r.mu.Unlock()
+	if r.dropped != nil {
+		r.dropped(id)
+	}
+	r.bg.Go(func() {
+		for try := 0; try < 5; try++ {
+			err := r.call(ctx, CallDelete, prioFinal, func() error { return r.p.Delete(ctx, r.dest, id) })
+			var rl *RateLimitError
+			if err == nil || errors.Is(err, ErrGone) || ctx.Err() != nil || !errors.As(err, &rl) && try > 1 {
+				if err != nil && !errors.Is(err, ErrGone) && ctx.Err() == nil {
+					r.log.Warn("delete a placeholder", "platform", r.p.Name(), "err", err)
+				}
+				return
+			}
+		}
+	})
+	r.log.Debug("placeholder given up for a new message", "platform", r.p.Name())
+	return true
 }
 
 // continues reports whether a final edit drawing on edit should become a

@@ -582,12 +582,16 @@ func (p *Platform) DeleteByUser(id string) {
 	p.notifyLocked()
 }
 
-// Messages returns copies of the messages, in creation order.
+// Messages returns copies of the messages shown (not deleted), in
+// creation order.
 func (p *Platform) Messages() []Message {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	out := make([]Message, 0, len(p.order))
 	for _, id := range p.order {
+		if p.deleted[id] {
+			continue // no longer shown
+		}
 		m := *p.messages[id]
 		m.Updates = append([]Update(nil), m.Updates...)
 		out = append(out, m)
