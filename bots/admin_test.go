@@ -15,11 +15,11 @@ import (
 // change what others see (admins: listed, or the platform's own), what
 // everyone may do for themselves, and who is refused altogether.
 func TestAccessRules(t *testing.T) {
-	h := newHarness(t, botstest.Enforced{}, bots.Config{Access: bots.Access{
+	h := newHarness(t, botstest.SlackLike, bots.Config{Access: bots.Access{
 		Workspaces: []string{"W1"},
 		Admins:     []string{"U-listed", "R-admins"},
 	}})
-	p := botstest.NewAdmins("fake", botstest.Enforced{})
+	p := botstest.NewAdmins("fake", botstest.SlackLike)
 	p.SetAdmin("W1", "U-admin", true)
 	p.SetAdmin("W1", "U-guest", true) // an admin of their own organization, as users.info may say
 	ctx := context.Background()
@@ -136,7 +136,7 @@ func TestAccessRules(t *testing.T) {
 // from a person of another team is refused, in a shared channel and in a
 // DM, though the event's workspace is allowed.
 func TestSlackConnectMessages(t *testing.T) {
-	h := newHarness(t, botstest.Enforced{}, bots.Config{Access: bots.Access{Workspaces: []string{"W1"}, Refusal: "always"}})
+	h := newHarness(t, botstest.SlackLike, bots.Config{Access: bots.Access{Workspaces: []string{"W1"}, Refusal: "always"}})
 	h.handle(t, bots.Incoming{Workspace: "W1", AuthorTeam: "T-other", Channel: "C1", Thread: "m1", MessageID: "m1", Author: "U-guest", Mentioned: true, Text: "hello"})
 	h.handle(t, bots.Incoming{Workspace: "W1", AuthorTeam: "T-other", Channel: "D9", MessageID: "m2", Author: "U-guest", DM: true, Text: "hello"})
 	h.handle(t, bots.Incoming{Workspace: "W1", AuthorTeam: "W1", Channel: "C1", Thread: "m3", MessageID: "m3", Author: "U-member", Mentioned: true, Text: "hello"})

@@ -178,7 +178,7 @@ func TestConversationRules(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t, botstest.Enforced{}, bots.Config{})
+			h := newHarness(t, botstest.SlackLike, bots.Config{})
 			h.llm.Answer = func(llmtest.Request) llmtest.Reply { return llmtest.Reply{Chunks: []string{"answer"}} }
 			ctx := context.Background()
 			for _, in := range tt.setup {
@@ -219,7 +219,7 @@ func TestConversationRules(t *testing.T) {
 }
 
 func TestFollowUpCarriesHistory(t *testing.T) {
-	h := newHarness(t, botstest.Enforced{}, bots.Config{})
+	h := newHarness(t, botstest.SlackLike, bots.Config{})
 	n := 0
 	var mu sync.Mutex
 	h.llm.Answer = func(llmtest.Request) llmtest.Reply {
@@ -245,7 +245,7 @@ func TestFollowUpCarriesHistory(t *testing.T) {
 }
 
 func TestQueuedMessagesAnsweredInOrder(t *testing.T) {
-	h := newHarness(t, botstest.Enforced{}, bots.Config{})
+	h := newHarness(t, botstest.SlackLike, bots.Config{})
 	hold := make(chan struct{})
 	h.llm.Answer = func(r llmtest.Request) llmtest.Reply {
 		q := r.Messages[len(r.Messages)-1].Text()
@@ -275,7 +275,7 @@ func TestQueuedMessagesAnsweredInOrder(t *testing.T) {
 }
 
 func TestDuplicatesAnsweredOnce(t *testing.T) {
-	h := newHarness(t, botstest.Enforced{}, bots.Config{})
+	h := newHarness(t, botstest.SlackLike, bots.Config{})
 	in := mention("m1", "m1", "hi")
 	in.EventID = "Ev1"
 	h.handle(t, in)
@@ -310,7 +310,7 @@ func TestFailures(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t, botstest.Enforced{}, bots.Config{})
+			h := newHarness(t, botstest.SlackLike, bots.Config{})
 			h.llm.Answer = func(llmtest.Request) llmtest.Reply { return tt.reply }
 			h.handle(t, mention("m1", "m1", "hi"))
 			hist := h.waitStored(t, conversation.Key{Platform: "fake", Workspace: "W1", Channel: "C1", Thread: "m1"}, 1)
@@ -352,7 +352,7 @@ func (h *harness) storedAnswer(t *testing.T, key conversation.Key) conversation.
 }
 
 func TestStopByReaction(t *testing.T) {
-	h := newHarness(t, botstest.Enforced{}, bots.Config{})
+	h := newHarness(t, botstest.SlackLike, bots.Config{})
 	key := conversation.Key{Platform: "fake", Workspace: "W1", Channel: "C1", Thread: "m1"}
 	holdFirst, holdSecond := make(chan struct{}), make(chan struct{})
 	defer close(holdSecond)
@@ -405,7 +405,7 @@ func TestStopByReaction(t *testing.T) {
 }
 
 func TestStopByDeletingTheQuestion(t *testing.T) {
-	h := newHarness(t, botstest.Enforced{}, bots.Config{})
+	h := newHarness(t, botstest.SlackLike, bots.Config{})
 	hold := make(chan struct{})
 	defer close(hold)
 	h.llm.Answer = func(llmtest.Request) llmtest.Reply {
@@ -485,7 +485,7 @@ func TestRateLimitedEditsStillDeliverFinalText(t *testing.T) {
 }
 
 func TestModelCommand(t *testing.T) {
-	h := newHarness(t, botstest.Enforced{}, bots.Config{Access: bots.Access{Admins: []string{"U1"}}})
+	h := newHarness(t, botstest.SlackLike, bots.Config{Access: bots.Access{Admins: []string{"U1"}}})
 	ctx := context.Background()
 	cmd := bots.Command{Workspace: "W1", Channel: "C1", User: "U1", Name: "model"}
 	if r := h.engine.Command(ctx, h.p, cmd); !strings.Contains(r.Text, "fake-small") || !strings.Contains(r.Text, "default") || !r.ChooseModel {
@@ -517,7 +517,7 @@ func TestModelCommand(t *testing.T) {
 }
 
 func TestResetForgets(t *testing.T) {
-	h := newHarness(t, botstest.Enforced{}, bots.Config{})
+	h := newHarness(t, botstest.SlackLike, bots.Config{})
 	ctx := context.Background()
 	h.handle(t, bots.Incoming{Workspace: "W1", Channel: "D1", MessageID: "m1", Author: "U1", DM: true, Text: "remember 42"})
 	key := conversation.Key{Platform: "fake", Workspace: "W1", Channel: "D1"}
@@ -536,14 +536,14 @@ func TestResetForgets(t *testing.T) {
 
 func TestHandleBeforeRunFails(t *testing.T) {
 	e := bots.New(bots.Config{}, nil, nil)
-	err := e.Handle(context.Background(), botstest.New("fake", botstest.Enforced{}), mention("m1", "m1", "hi"))
+	err := e.Handle(context.Background(), botstest.New("fake", botstest.SlackLike), mention("m1", "m1", "hi"))
 	if err == nil || errors.Is(err, context.Canceled) {
 		t.Fatalf("Handle before Run returned %v, want an error", err)
 	}
 }
 
 func TestRecoverCorrectsInterruptedAnswers(t *testing.T) {
-	h := newHarness(t, botstest.Enforced{}, bots.Config{})
+	h := newHarness(t, botstest.SlackLike, bots.Config{})
 	ctx := context.Background()
 	// An answer being streamed when the process died: its message shows
 	// some text, and the store holds it as streaming.
@@ -572,7 +572,7 @@ func TestRecoverCorrectsInterruptedAnswers(t *testing.T) {
 }
 
 func TestProgressFallsBackToPlaceholder(t *testing.T) {
-	h := newHarness(t, botstest.Enforced{}, bots.Config{})
+	h := newHarness(t, botstest.SlackLike, bots.Config{})
 	h.p.ProgressErr = errors.New("status not allowed here")
 	release := make(chan struct{})
 	h.llm.Answer = func(llmtest.Request) llmtest.Reply {
@@ -586,7 +586,7 @@ func TestProgressFallsBackToPlaceholder(t *testing.T) {
 }
 
 func TestDeletedReplyStopsTheStream(t *testing.T) {
-	h := newHarness(t, botstest.Enforced{}, bots.Config{})
+	h := newHarness(t, botstest.SlackLike, bots.Config{})
 	hold := make(chan struct{})
 	defer close(hold)
 	h.llm.Answer = func(llmtest.Request) llmtest.Reply {
@@ -632,7 +632,7 @@ func TestSpentEditBudgetContinuesInNewMessage(t *testing.T) {
 }
 
 func TestReplyToAnswerContinuesItsConversation(t *testing.T) {
-	h := newHarness(t, botstest.Enforced{}, bots.Config{})
+	h := newHarness(t, botstest.SlackLike, bots.Config{})
 	ctx := context.Background()
 	h.handle(t, mention("m1", "m1", "first"))
 	key := conversation.Key{Platform: "fake", Workspace: "W1", Channel: "C1", Thread: "m1"}
@@ -672,7 +672,7 @@ func TestShutdownCutsStreamsAfterGrace(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); e.Run(ctx) }()
 	<-e.Started()
-	p := botstest.New("fake", botstest.Enforced{})
+	p := botstest.New("fake", botstest.SlackLike)
 	handle(t, e, p, mention("m1", "m1", "slow"))
 	h := &harness{p: p}
 	h.waitMessages(t, "the slow answer's start", func(ms []botstest.Message) bool { return len(ms) == 1 && ms[0].Text == "slow " })
@@ -688,7 +688,7 @@ func TestShutdownCutsStreamsAfterGrace(t *testing.T) {
 }
 
 func TestMentionCommandDeliveredTwiceRunsOnce(t *testing.T) {
-	h := newHarness(t, botstest.Enforced{}, bots.Config{UserRate: bots.Rate{Every: time.Hour, Burst: 3}})
+	h := newHarness(t, botstest.SlackLike, bots.Config{UserRate: bots.Rate{Every: time.Hour, Burst: 3}})
 	h.handle(t, mention("m1", "m1", "hi"))
 	h.waitStored(t, conversation.Key{Platform: "fake", Workspace: "W1", Channel: "C1", Thread: "m1"}, 1)
 	// A mention in the thread, as Slack sends it: an app_mention and a

@@ -27,7 +27,7 @@ func dm(id, user, text string) bots.Incoming {
 }
 
 func TestAccessControl(t *testing.T) {
-	h := newHarness(t, botstest.Enforced{}, bots.Config{Access: bots.Access{Users: []string{"U1"}, Roles: []string{"R-ops"}}})
+	h := newHarness(t, botstest.SlackLike, bots.Config{Access: bots.Access{Users: []string{"U1"}, Roles: []string{"R-ops"}}})
 	ctx := context.Background()
 	h.handle(t, dm("m1", "U2", "let me in"))
 	h.waitMessages(t, "a polite refusal", func(ms []botstest.Message) bool {
@@ -52,7 +52,7 @@ func TestAccessControl(t *testing.T) {
 }
 
 func TestUserRateAndDailyBudget(t *testing.T) {
-	h := newHarness(t, botstest.Enforced{}, bots.Config{UserRate: bots.Rate{Every: 30 * time.Minute, Burst: 2}, DailyTokens: 15})
+	h := newHarness(t, botstest.SlackLike, bots.Config{UserRate: bots.Rate{Every: 30 * time.Minute, Burst: 2}, DailyTokens: 15})
 	ctx := context.Background()
 	h.handle(t, dm("m1", "U1", "one"))
 	key := conversation.Key{Platform: "fake", Workspace: "W1", Channel: "D-U1"}
@@ -72,7 +72,7 @@ func TestUserRateAndDailyBudget(t *testing.T) {
 	}
 	// Another person has a budget of their own, but the spent one is
 	// refused even under the rate.
-	h2 := newHarness(t, botstest.Enforced{}, bots.Config{DailyTokens: 5})
+	h2 := newHarness(t, botstest.SlackLike, bots.Config{DailyTokens: 5})
 	h2.handle(t, dm("m1", "U1", "one"))
 	h2.waitStored(t, key, 1)
 	h2.handle(t, dm("m2", "U1", "two"))
@@ -91,7 +91,7 @@ func TestMediaDeliveredAsFiles(t *testing.T) {
 	}))
 	defer files.Close()
 	fetcher := media.New(media.Config{AllowPrivate: true})
-	h := newHarness(t, botstest.Enforced{}, bots.Config{Media: fetcher})
+	h := newHarness(t, botstest.SlackLike, bots.Config{Media: fetcher})
 	answer := "queued\nprogress 50%\nprogress 100%\n\n[Your video](" + files.URL + "/out/cat.mp4)"
 	h.llm.Answer = func(llmtest.Request) llmtest.Reply { return llmtest.Reply{Chunks: llmtest.Words(answer, 1)} }
 	h.handle(t, mention("m1", "m1", "a cat video"))
@@ -131,7 +131,7 @@ func TestMediaTooLargeOrPrivateStaysALink(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t, botstest.Enforced{}, bots.Config{Media: tt.fetcher})
+			h := newHarness(t, botstest.SlackLike, bots.Config{Media: tt.fetcher})
 			h.p.MaxUpload = tt.max
 			answer := "Here: ![a cat](" + files.URL + "/cat.png)"
 			h.llm.Answer = func(llmtest.Request) llmtest.Reply { return llmtest.Reply{Chunks: []string{answer}} }
@@ -158,7 +158,7 @@ func TestImagesReachVisionModels(t *testing.T) {
 		{model: "fake-small", note: "does not take images"},
 	} {
 		t.Run(tt.model, func(t *testing.T) {
-			h := newHarness(t, botstest.Enforced{}, bots.Config{DefaultModel: tt.model, VisionModels: []string{"fake-l*"}})
+			h := newHarness(t, botstest.SlackLike, bots.Config{DefaultModel: tt.model, VisionModels: []string{"fake-l*"}})
 			h.p.AddFile("https://files.example/shot.png", png)
 			h.p.AddFile("https://files.example/main.go", []byte("package main\n"))
 			in := dm("m1", "U1", "what is in this?")
@@ -203,7 +203,7 @@ func TestReplicasAnswerInOrder(t *testing.T) {
 		return llmtest.Reply{Chunks: []string{"answer to " + q}}
 	}
 	path := filepath.Join(t.TempDir(), "shared.db")
-	p := botstest.New("fake", botstest.Enforced{})
+	p := botstest.New("fake", botstest.SlackLike)
 	start := func(owner string) (*bots.Engine, conversation.Store) {
 		store, err := sqlite.Open(context.Background(), path, sqlite.Options{})
 		if err != nil {
