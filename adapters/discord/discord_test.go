@@ -392,7 +392,7 @@ func TestPostFallsBackToReplyWithoutThreads(t *testing.T) {
 	}
 }
 
-func TestEditsPacedByHeaders(t *testing.T) {
+func TestEditsPacedByHeadersScaled(t *testing.T) {
 	t.Parallel()
 	// A short window keeps the test quick; the limiter knows only what the
 	// headers say.
@@ -418,7 +418,7 @@ func TestEditsPacedByHeaders(t *testing.T) {
 	}
 }
 
-func TestRateLimitErrorReachesEngine(t *testing.T) {
+func TestRateLimitErrorReachesEngineScaled(t *testing.T) {
 	t.Parallel()
 	fake := discordtest.New(t, discordtest.Options{Window: 2 * time.Second})
 	// Two adapters share the bot's bucket but not their knowledge of it: the

@@ -484,7 +484,7 @@ func TestE2ENewSessionAnswersMissedMention(t *testing.T) {
 	}
 }
 
-func TestE2ESteadyStreamDrawsNo429(t *testing.T) {
+func TestE2ESteadyStreamDrawsNo429Scaled(t *testing.T) {
 	t.Parallel()
 	// Discord's 5 calls per 5 s, ten times faster, on both sides.
 	const window = 500 * time.Millisecond

@@ -17,7 +17,7 @@ import (
 	"github.com/parleyhq/parley/bots"
 )
 
-// BenchmarkUpload sends a 9 MiB file read from a temporary file (as the
+// BenchmarkUploadUnlimited sends a 9 MiB file read from a temporary file (as the
 // engine's media fetcher hands it over: an io.SectionReader) into a
 // channel of the fake, and reports the heap's peak growth during the
 // upload (peak-MiB) besides the bytes allocated (B/op). The fake runs in
@@ -27,7 +27,7 @@ import (
 //
 // "parley" is Upload; the others are what it avoids: discordgo's
 // multipart builder reading the file, and reading the file first.
-func BenchmarkUpload(b *testing.B) {
+func BenchmarkUploadUnlimited(b *testing.B) {
 	const size = 9 << 20
 	fake := discordtest.New(b, discordtest.Options{ChannelLimit: 1 << 30, GlobalLimit: 1 << 30, UploadLimit: 16 << 20})
 	a, err := newAdapter(Options{Token: fake.Token(), APIURL: fake.APIURL()}, newRecorder(), nil)

@@ -63,6 +63,27 @@ type Options struct {
 	UploadLimit int64
 }
 
+// relaxes says how opts (with rows, the per-route table it makes) allows
+// more than Discord does, or "" when it does not.
+func relaxes(opts Options, rows []Limit) string {
+	if float64(opts.GlobalLimit)/opts.GlobalWindow.Seconds() > 50 {
+		return "a global limit above 50 a second"
+	}
+	if opts.UploadLimit > 10<<20 {
+		return "uploads above 10 MiB"
+	}
+	std := Limits()
+	if len(rows) < len(std) {
+		return "routes without a limit"
+	}
+	for i, r := range rows {
+		if i < len(std) && float64(r.Limit)/r.Window.Seconds() > float64(std[i].Limit)/std[i].Window.Seconds() {
+			return "a route's bucket above Discord's"
+		}
+	}
+	return ""
+}
+
 // Channel types.
 const (
 	ChannelText   = 0
@@ -279,6 +300,9 @@ func New(t testing.TB, opts Options) *Server {
 	}
 	if opts.UploadLimit <= 0 {
 		opts.UploadLimit = 10 << 20
+	}
+	if why := relaxes(opts, rows); why != "" && !strings.Contains(t.Name(), "Unlimited") && !strings.Contains(t.Name(), "Scaled") {
+		t.Fatalf("discordtest: %s relaxes Discord's limits (%s): say so in its name (Unlimited, or Scaled for faster windows)", t.Name(), why)
 	}
 	s := &Server{
 		opts:         opts,

@@ -541,7 +541,7 @@ func TestMessagesRecordWhenTheyChanged(t *testing.T) {
 	}
 }
 
-func TestRelaxedLimitsTakeATableOfTheirOwn(t *testing.T) {
+func TestUnlimitedLimitsTakeATableOfTheirOwn(t *testing.T) {
 	t.Parallel()
 	rows := discordtest.Limits()
 	for i := range rows {
@@ -565,7 +565,7 @@ func TestRelaxedLimitsTakeATableOfTheirOwn(t *testing.T) {
 	rateLimited(t, err)
 }
 
-func TestRelaxedWindowScalesEveryWindow(t *testing.T) {
+func TestScaledWindowScalesEveryWindow(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, discordtest.Options{Window: 500 * time.Millisecond, ChannelLimit: 1000})
 	ch := e.fake.AddChannel("general")
@@ -575,4 +575,45 @@ func TestRelaxedWindowScalesEveryWindow(t *testing.T) {
 	_, err := e.s.MessageThreadStartComplex(ch, m.ID, &discordgo.ThreadStart{Name: "q"})
 	must(t, err)
 	wantBucket(t, e.tr.last(t), e.clock.Now(), "threads-create", 1000, 999, 30*time.Second)
+}
+
+// nameTB is a testing.TB under another name that records Fatalf.
+type nameTB struct {
+	testing.TB
+	name  string
+	fatal string
+}
+
+func (tb *nameTB) Name() string { return tb.name }
+func (tb *nameTB) Fatalf(format string, args ...any) {
+	if tb.fatal == "" {
+		tb.fatal = fmt.Sprintf(format, args...)
+	}
+}
+
+func TestRelaxingNeedsName(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		testName string
+		opts     discordtest.Options
+		fails    bool
+	}{
+		{"default", "TestX", discordtest.Options{}, false},
+		{"tighter global", "TestX", discordtest.Options{GlobalLimit: 30, GlobalWindow: time.Minute}, false},
+		{"looser global", "TestX", discordtest.Options{GlobalLimit: 1000}, true},
+		{"looser global named", "TestXUnlimited", discordtest.Options{GlobalLimit: 1000}, false},
+		{"bigger buckets", "TestX", discordtest.Options{ChannelLimit: 100}, true},
+		{"no route limits", "TestX", discordtest.Options{Limits: []discordtest.Limit{}}, true},
+		{"faster windows", "TestX", discordtest.Options{Window: time.Second}, true},
+		{"faster windows named", "TestXScaled/case", discordtest.Options{Window: time.Second}, false},
+		{"bigger uploads", "TestX", discordtest.Options{UploadLimit: 100 << 20}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tb := &nameTB{TB: t, name: tc.testName}
+			discordtest.New(tb, tc.opts)
+			if got := tb.fatal != ""; got != tc.fails {
+				t.Errorf("got failed %v (%q), want %v", got, tb.fatal, tc.fails)
+			}
+		})
+	}
 }
