@@ -152,8 +152,10 @@ func TestMentionStreamsExactAnswer(t *testing.T) {
 	if got := h.p.Messages()[0].Dest.Thread; got != "m1" {
 		t.Errorf("reply went to thread %q, want m1", got)
 	}
-	if s := h.p.Stats(); s.RateLimited != 0 || s.Progress == 0 {
-		t.Errorf("stats %+v: want progress shown and no 429", s)
+	// The new thread shows progress: it is made while the model thinks,
+	// and a typing indicator only follows if the first text is late.
+	if s := h.p.Stats(); s.RateLimited != 0 || s.ByCall[bots.CallPrepare] != 1 || s.Threads != 1 {
+		t.Errorf("stats %+v: want the thread prepared once and no 429", s)
 	}
 }
 
@@ -820,5 +822,24 @@ func TestPlaceholderGivenUpForANewMessage(t *testing.T) {
 	hist := h.waitStored(t, conversation.Key{Platform: "fake", Workspace: "W1", Channel: "C1", Thread: "m1"}, 1)
 	if a := hist[len(hist)-1]; a.PlatformID != ms[0].ID || a.Status != conversation.StatusComplete {
 		t.Errorf("stored answer in %q (%s), want in the new message %q, complete", a.PlatformID, a.Status, ms[0].ID)
+	}
+}
+
+func TestSpentThreadBudgetAnswersWithoutThread(t *testing.T) {
+	// One new thread per 5 minutes: the first mention gets its thread,
+	// made while the model thinks; the second would wait minutes for
+	// one, so it is answered without (Discord: in the channel), at once.
+	enforced := botstest.DiscordLike
+	enforced.ThreadRules = []botstest.Rule{{Name: "threads", Scope: botstest.PerWorkspace, Limit: botstest.Limit{N: 1, Per: 5 * time.Minute, Window: true}}}
+	h := newHarness(t, enforced, bots.Config{})
+	h.llm.Answer = func(r llmtest.Request) llmtest.Reply {
+		return llmtest.Reply{Chunks: []string{"answer to ", r.Messages[len(r.Messages)-1].Text()}}
+	}
+	h.handle(t, mention("m1", "m1", "one"))
+	h.waitMessages(t, "the first answer", func(ms []botstest.Message) bool { return len(ms) == 1 && ms[0].Text == "answer to one" })
+	h.handle(t, bots.Incoming{Workspace: "W1", Channel: "C2", Thread: "m2", MessageID: "m2", Author: "U1", Mentioned: true, Text: "two"})
+	h.waitMessages(t, "the second answer", func(ms []botstest.Message) bool { return len(ms) == 2 && ms[1].Text == "answer to two" })
+	if s := h.p.Stats(); s.Threads != 1 || s.RateLimited != 0 || s.ByCall[bots.CallPrepare] != 1 {
+		t.Errorf("stats %+v: want one thread, prepared once, and no 429", s)
 	}
 }

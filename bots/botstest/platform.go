@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -23,6 +24,7 @@ var (
 	_ bots.Platform   = (*Platform)(nil)
 	_ bots.Streamer   = (*Platform)(nil)
 	_ bots.Uploader   = (*Platform)(nil)
+	_ bots.Preparer   = (*Platform)(nil)
 	_ bots.Downloader = (*Platform)(nil)
 )
 
@@ -66,6 +68,9 @@ type Enforced struct {
 	// ThreadCost: the first post into a new thread also creates the
 	// thread (Discord), one more call of each of the post's budgets.
 	ThreadCost bool
+	// ThreadRules are the budgets creating a thread draws on besides the
+	// post's (Discord: 50 new threads per 5 minutes per server).
+	ThreadRules []Rule
 	// ProgressEvery is declared to the engine.
 	ProgressEvery time.Duration
 }
@@ -89,6 +94,7 @@ var DiscordLike = Enforced{
 		bots.CallDelete:   {{Name: "delete", Scope: PerThread, Limit: Limit{N: 5, Per: time.Second, Window: true}}, discordGlobal},
 	},
 	ThreadCost:    true,
+	ThreadRules:   []Rule{{Name: "threads", Scope: PerWorkspace, Limit: Limit{N: 50, Per: 5 * time.Minute, Window: true}}},
 	ProgressEvery: 8 * time.Second,
 }
 
@@ -169,10 +175,18 @@ func (e Enforced) Declared(dest bots.Destination) bots.Limits {
 		for _, r := range rules {
 			b := bots.Budget{Key: r.Name + "/" + scopeKey(r.Scope, dest), Name: r.Name, Rate: r.Limit.rate(),
 				Shared: r.Scope == PerWorkspace || r.Scope == PerBot}
-			if c == bots.CallPost && e.ThreadCost && dest.Thread != "" {
-				b.Cost = 2
-			}
 			l.Budgets[c] = append(l.Budgets[c], b)
+			if c == bots.CallPost && e.ThreadCost && dest.Thread != "" {
+				// The thread is created by Prepare, from the post's budgets.
+				l.Budgets[bots.CallPrepare] = append(l.Budgets[bots.CallPrepare], b)
+			}
+		}
+	}
+	if e.ThreadCost && dest.Thread != "" {
+		for _, r := range e.ThreadRules {
+			l.Budgets[bots.CallPrepare] = append(l.Budgets[bots.CallPrepare], bots.Budget{
+				Key: r.Name + "/" + scopeKey(r.Scope, dest), Name: r.Name, Rate: r.Limit.rate(),
+				Shared: r.Scope == PerWorkspace || r.Scope == PerBot})
 		}
 	}
 	return l
@@ -245,21 +259,22 @@ type Platform struct {
 	// MaxUpload is the largest file Upload takes; 0 is unlimited.
 	MaxUpload int64
 
-	mu        sync.Mutex
-	changed   chan struct{}
-	seq       int
-	messages  map[string]*Message
-	order     []string
-	limiters  map[string]*limiter
-	threads   map[string]bool // threads created by a first post
-	faults    map[bots.Call][]error
-	ratelimit int // 429s answered
-	calls     map[bots.Call]int
-	limited   map[bots.Call]int
-	progress  int
-	deleted   map[string]bool
-	uploads   []Upload
-	files     map[string][]byte // by URL, for Download
+	mu         sync.Mutex
+	changed    chan struct{}
+	seq        int
+	messages   map[string]*Message
+	order      []string
+	limiters   map[string]*limiter
+	threads    map[string]bool // threads created (by Prepare or a first post)
+	unthreaded map[string]bool // destinations answered without a thread
+	faults     map[bots.Call][]error
+	ratelimit  int // 429s answered
+	calls      map[bots.Call]int
+	limited    map[bots.Call]int
+	progress   int
+	deleted    map[string]bool
+	uploads    []Upload
+	files      map[string][]byte // by URL, for Download
 }
 
 // Upload is a file uploaded through the fake.
@@ -275,15 +290,16 @@ type Upload struct {
 func New(name string, e Enforced) *Platform {
 	return &Platform{
 		name: name, enforced: e,
-		changed:  make(chan struct{}),
-		messages: make(map[string]*Message),
-		limiters: make(map[string]*limiter),
-		threads:  make(map[string]bool),
-		faults:   make(map[bots.Call][]error),
-		calls:    make(map[bots.Call]int),
-		limited:  make(map[bots.Call]int),
-		deleted:  make(map[string]bool),
-		files:    make(map[string][]byte),
+		changed:    make(chan struct{}),
+		messages:   make(map[string]*Message),
+		limiters:   make(map[string]*limiter),
+		threads:    make(map[string]bool),
+		unthreaded: make(map[string]bool),
+		faults:     make(map[bots.Call][]error),
+		calls:      make(map[bots.Call]int),
+		limited:    make(map[bots.Call]int),
+		deleted:    make(map[string]bool),
+		files:      make(map[string][]byte),
 	}
 }
 
@@ -359,7 +375,33 @@ func (p *Platform) Limits(dest bots.Destination) bots.Limits {
 	if p.declared != nil {
 		return *p.declared
 	}
-	return p.enforced.Declared(dest)
+	l := p.enforced.Declared(dest)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if k := scopeKey(PerThread, dest); p.threads[k] || p.unthreaded[k] {
+		delete(l.Budgets, bots.CallPrepare) // nothing left to prepare
+	}
+	return l
+}
+
+// Prepare implements bots.Preparer: with ThreadCost, it creates dest's
+// thread, a call on the post's budgets.
+func (p *Platform) Prepare(ctx context.Context, dest bots.Destination) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	k := scopeKey(PerThread, dest)
+	if !p.enforced.ThreadCost || dest.Thread == "" || p.threads[k] || p.unthreaded[k] {
+		return nil
+	}
+	return p.checkLocked(time.Now(), bots.CallPrepare, dest)
+}
+
+// Unprepared implements bots.Preparer: dest's answer goes without a
+// thread (its first post creates none).
+func (p *Platform) Unprepared(dest bots.Destination) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.unthreaded[scopeKey(PerThread, dest)] = true
 }
 
 func (p *Platform) notifyLocked() {
@@ -382,10 +424,18 @@ func (p *Platform) checkLocked(now time.Time, c bots.Call, dest bots.Destination
 		return f[0]
 	}
 	cost := 1
-	if c == bots.CallPost && p.enforced.ThreadCost && dest.Thread != "" && !p.threads[scopeKey(PerThread, dest)] {
-		cost = 2 // the thread is created first
+	k := scopeKey(PerThread, dest)
+	thread := c == bots.CallPrepare
+	if c == bots.CallPost && p.enforced.ThreadCost && dest.Thread != "" && !p.threads[k] && !p.unthreaded[k] {
+		cost, thread = 2, true // not prepared: the thread is created first
 	}
 	rules := p.enforced.Rules[c]
+	if c == bots.CallPrepare {
+		rules = p.enforced.Rules[bots.CallPost]
+	}
+	if thread {
+		rules = append(slices.Clone(rules), p.enforced.ThreadRules...)
+	}
 	// A refused call takes nothing: check every rule before taking.
 	for _, r := range rules {
 		lm := p.limiterLocked(r, dest)
@@ -405,8 +455,8 @@ func (p *Platform) checkLocked(now time.Time, c bots.Call, dest bots.Destination
 			lm.allow(now, cost)
 		}
 	}
-	if cost == 2 {
-		p.threads[scopeKey(PerThread, dest)] = true
+	if thread {
+		p.threads[k] = true
 	}
 	return nil
 }
