@@ -277,7 +277,10 @@ func TestReplicasShareBudgets(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		e := bots.New(bots.Config{DefaultModel: "fake-small", Owner: owner, HeartbeatEvery: 20 * time.Millisecond,
+		// Beats a quarter second apart: a loaded machine (-race) may
+		// miss a lease of a few tens of milliseconds, and a replica that
+		// looks gone gives its share back for a moment.
+		e := bots.New(bots.Config{DefaultModel: "fake-small", Owner: owner, HeartbeatEvery: 250 * time.Millisecond,
 			Logger: slog.New(slog.DiscardHandler)}, store, client)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})

@@ -360,10 +360,10 @@ func (r *reply) wait(ctx context.Context, c Call, g grant) error {
 
 // observe counts a call and, for a 429, pauses the budgets it drew on: a
 // global 429 the bot-wide ones only, any other all but those. The call
-// counts in its windows from now, when the platform answered it (see
-// scheduler.settle); it was asked for at asked.
-func (r *reply) observe(c Call, draws []draw, asked time.Time, err error) {
-	r.sched.settle(asked, draws)
+// counts from now, when the platform answered it (see scheduler.settle);
+// it was asked for at asked and granted at granted.
+func (r *reply) observe(c Call, draws []draw, asked, granted time.Time, err error) {
+	r.sched.settle(asked, granted, draws)
 	var rl *RateLimitError
 	limited := errors.As(err, &rl)
 	r.obs.Call(r.p.Name(), c.String(), limited)
@@ -388,8 +388,9 @@ func (r *reply) call(ctx context.Context, c Call, prio priority, f func() error)
 	if err := r.wait(ctx, c, grant{prio: prio, draws: ds}); err != nil {
 		return err
 	}
+	granted := r.sched.now()
 	err := f()
-	r.observe(c, ds, asked, err)
+	r.observe(c, ds, asked, granted, err)
 	return err
 }
 
@@ -585,6 +586,7 @@ func (r *reply) post(ctx context.Context, o op) error {
 	if err := r.wait(ctx, CallPost, grant{prio: o.prio, draws: ds}); err != nil {
 		return err
 	}
+	granted := r.sched.now()
 	r.mu.Lock()
 	text := r.shownLocked(o.index)
 	r.mu.Unlock()
@@ -592,7 +594,7 @@ func (r *reply) post(ctx context.Context, o op) error {
 		return nil
 	}
 	id, err := r.p.Post(ctx, r.dest, text)
-	r.observe(CallPost, ds, asked, err)
+	r.observe(CallPost, ds, asked, granted, err)
 	if err != nil {
 		return err
 	}
@@ -615,6 +617,7 @@ func (r *reply) startStream(ctx context.Context, o op) (bool, error) {
 	} else if err := r.wait(ctx, CallStart, g); err != nil {
 		return false, err
 	}
+	granted := r.sched.now()
 	r.mu.Lock()
 	p := r.parts[o.index]
 	// The part may now hold what a stream holds.
@@ -623,7 +626,7 @@ func (r *reply) startStream(ctx context.Context, o op) (bool, error) {
 	text := r.shownLocked(o.index)
 	r.mu.Unlock()
 	id, err := r.streamer.StartStream(ctx, r.dest, text)
-	r.observe(CallStart, ds, asked, err)
+	r.observe(CallStart, ds, asked, granted, err)
 	if err != nil {
 		r.sched.unreserve(stop...)
 		r.mu.Lock()
@@ -698,6 +701,7 @@ func (r *reply) edit(ctx context.Context, o op) error {
 	if err := r.wait(ctx, CallEdit, grant{prio: o.prio, draws: ds}); err != nil {
 		return err
 	}
+	granted := r.sched.now()
 	r.mu.Lock()
 	if o.index >= len(r.parts) {
 		r.mu.Unlock()
@@ -711,7 +715,7 @@ func (r *reply) edit(ctx context.Context, o op) error {
 		return nil
 	}
 	err := r.p.Edit(ctx, r.dest, id, text, final)
-	r.observe(CallEdit, ds, asked, err)
+	r.observe(CallEdit, ds, asked, granted, err)
 	if err != nil {
 		return err
 	}
@@ -797,6 +801,7 @@ func (r *reply) stream(ctx context.Context, o op) error {
 	if err := r.wait(ctx, c, g); err != nil {
 		return err
 	}
+	granted := r.sched.now()
 	r.mu.Lock()
 	if c == CallStop {
 		p.promised = nil
@@ -817,7 +822,7 @@ func (r *reply) stream(ctx context.Context, o op) error {
 	} else {
 		err = r.streamer.AppendStream(ctx, r.dest, id, text[len(sent):])
 	}
-	r.observe(c, ds, asked, err)
+	r.observe(c, ds, asked, granted, err)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	switch {

@@ -40,6 +40,7 @@ type bucket struct {
 	tokens float64
 	last   time.Time
 
+	latency  time.Duration // token bucket: a call's travel, grant to answer, lately
 	reserved int           // calls promised and not made yet
 	pending  int           // calls first texts still waiting are expected to need
 	spare    int           // calls kept for firsts and finals
@@ -138,8 +139,12 @@ func (b *bucket) readyAt(now time.Time, p priority, cost, own int) time.Time {
 		if b.rate.TokenBucket {
 			b.refill(now)
 			avail := b.tokens - float64(b.limit-allowed)
+			// The platform may count an earlier call up to its travel
+			// time late, closer to this one: what refills meanwhile is
+			// not spent yet (at most what the burst leaves spare).
+			every := b.every + margin(b.every)
+			avail -= min(float64(b.latency)/float64(every), math.Max(float64(b.limit-cost), 0))
 			if avail < float64(cost) {
-				every := b.every + margin(b.every)
 				t = now.Add(time.Duration((float64(cost) - avail) * float64(every)))
 			}
 		} else {
@@ -566,19 +571,27 @@ func (s *scheduler) estimate(p priority, draws ...draw) time.Duration {
 }
 
 // settle counts calls granted to draws since asked from now, when the
-// platform answered them, in the sliding windows among their buckets. A
+// platform answered them, in the sliding windows among their buckets, and
+// notes in token buckets how long the call took from its grant. A
 // platform counts a call when it arrives, which under load is well after
 // the grant; counting from the answer keeps the next calls a whole window
 // after it, so that the engine, not an adapter's safety net, holds them
 // back, and holds them in priority order. Grants are interchangeable
 // within a window: the earliest since asked is moved.
-func (s *scheduler) settle(asked time.Time, draws []draw) {
+func (s *scheduler) settle(asked, granted time.Time, draws []draw) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
 	for _, d := range draws {
 		b := d.b
-		if b.rate.TokenBucket || b.limit == 0 {
+		if b.limit == 0 {
+			continue
+		}
+		if b.rate.TokenBucket {
+			// A token bucket keeps no times: it keeps back what refills
+			// while a call travels (see readyAt), the longest travel
+			// seen lately.
+			b.latency = max(now.Sub(granted), b.latency*15/16)
 			continue
 		}
 		for range max(d.cost, 1) {

@@ -305,3 +305,28 @@ func TestEstimateCountsRoomLeft(t *testing.T) {
 		}
 	})
 }
+
+// TestTokenBucketKeepsTravelTime checks, in fake time, that a token bucket
+// whose calls took 600 ms from grant to answer keeps back what refills in
+// 600 ms: an earlier call that reached the platform late must not meet the
+// next one in a bucket the platform has not refilled yet.
+func TestTokenBucketKeepsTravelTime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newScheduler(time.Now)
+		b := s.bucket(Budget{Key: "tier3/w", Rate: Rate{Every: 1200 * time.Millisecond, Burst: 10, TokenBucket: true}})
+		d := []draw{{b: b, cost: 1}}
+		for range 10 {
+			s.acquire(context.Background(), one(prioFinal, b))
+		}
+		fast := s.estimate(prioFinal, d...)
+		granted := time.Now()
+		time.Sleep(600 * time.Millisecond) // the call travels (fake time)
+		s.settle(granted, granted, d)
+		slow := s.estimate(prioFinal, d...)
+		// Without travel the next call is a refill away less the 600 ms
+		// that passed; with it, those 600 ms are kept back.
+		if want := fast - 600*time.Millisecond + 600*time.Millisecond; slow < want-50*time.Millisecond {
+			t.Errorf("next call in %s after a 600 ms call, want about %s (%s before it)", slow, want, fast)
+		}
+	})
+}
