@@ -71,6 +71,9 @@ func Run(t *testing.T, newStore func(t *testing.T) conversation.Store) {
 		{"Heartbeat/Leave", testHeartbeatLeave},
 		{"Heartbeat/Validation", testHeartbeatValidation},
 		{"Concurrency/Heartbeat", testConcurrentHeartbeat},
+		{"Accept", testAccept},
+		{"Takeover", testTakeover},
+		{"UpdateAnswer", testUpdateAnswer},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -98,6 +101,8 @@ func RunShared(t *testing.T, newPair func(t *testing.T) (a, b conversation.Store
 		{"ConcurrentAddUsage", testSharedConcurrentAddUsage},
 		{"Heartbeat", testSharedHeartbeat},
 		{"ConcurrentHeartbeat", testSharedConcurrentHeartbeat},
+		{"ConcurrentAccept", testSharedConcurrentAccept},
+		{"ConcurrentTakeover", testSharedConcurrentTakeover},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
