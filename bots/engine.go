@@ -37,7 +37,9 @@ type Config struct {
 	// after the answer ended; default 2 minutes.
 	FinishTimeout time.Duration
 	// ShutdownGrace is how long replies in flight may go on once Run's
-	// context ends; the rest are then cut with a notice. Default 25 s.
+	// context ends; the rest are then handed over (or, with RecoverMark, cut
+	// with a notice). Default 20 s: with the handover, within the 30 s a
+	// Kubernetes pod gets by default.
 	ShutdownGrace time.Duration
 	Observer      Observer // default: none
 	// Media fetches the files an answer links to, for platforms that take
@@ -156,7 +158,7 @@ func New(cfg Config, store conversation.Store, client *llm.Client) *Engine {
 		cfg.FinishTimeout = 2 * time.Minute
 	}
 	if cfg.ShutdownGrace <= 0 {
-		cfg.ShutdownGrace = 25 * time.Second
+		cfg.ShutdownGrace = 20 * time.Second
 	}
 	if cfg.Observer == nil {
 		cfg.Observer = nopObserver{}

@@ -57,7 +57,7 @@ func (m *Main) runBot(ctx context.Context) error {
 	}
 	log := newLogger(m.Stderr, cfg.Log)
 	m.metrics = newMetrics()
-	engine, client, err := m.newEngine(ctx, cfg, log)
+	engine, client, err := m.newEngine(ctx, cfg, log, true)
 	if err != nil {
 		return err
 	}
@@ -120,9 +120,10 @@ func (m *Main) runBot(ctx context.Context) error {
 	return err
 }
 
-// newEngine opens the store and builds the LLM client and the engine.
-func (m *Main) newEngine(ctx context.Context, cfg *config.Config, log *slog.Logger) (*bots.Engine, *llm.Client, error) {
-	if err := m.openStore(ctx, cfg.Store, log); err != nil {
+// newEngine opens the store and builds the LLM client and the engine; bot
+// says that it is the bot's (see openStoreFor), not the console's.
+func (m *Main) newEngine(ctx context.Context, cfg *config.Config, log *slog.Logger, bot bool) (*bots.Engine, *llm.Client, error) {
+	if err := m.openStoreFor(ctx, cfg.Store, log, bot); err != nil {
 		return nil, nil, err
 	}
 	client, err := llm.New(llm.Config{
@@ -149,6 +150,10 @@ func (m *Main) newEngine(ctx context.Context, cfg *config.Config, log *slog.Logg
 		MaxConcurrent: cfg.Engine.MaxConcurrent,
 		StopEmoji:     cfg.Engine.StopEmoji,
 		ShutdownGrace: cfg.Engine.ShutdownGrace,
+		Recovery:      bots.RecoveryMode(cfg.Engine.RecoveryMode),
+		// The bot holds an SQLite file for itself (openStore), so every
+		// other instance's work on it is a dead one's.
+		Alone: bot && cfg.Store.Driver == config.SQLite,
 		Observer:      obs,
 		Media:         media.New(media.Config{MaxBytes: cfg.Engine.MediaMaxBytes, AllowPrivate: cfg.Engine.MediaAllowPrivate}),
 		VisionModels:  cfg.LLM.VisionModels,

@@ -23,7 +23,7 @@ func (m *Main) runConsole(ctx context.Context) error {
 		logCfg.Level = max(logCfg.Level, slog.LevelWarn)
 	}
 	log := newLogger(m.Stderr, logCfg)
-	engine, _, err := m.newEngine(ctx, cfg, log)
+	engine, _, err := m.newEngine(ctx, cfg, log, false)
 	if err != nil {
 		return err
 	}

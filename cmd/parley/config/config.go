@@ -59,7 +59,8 @@ type env struct {
 
 	MaxConcurrent string `env:"PARLEY_MAX_CONCURRENT, default=64"`
 	StopEmoji     string `env:"PARLEY_STOP_EMOJI, default=octagonal_sign,🛑"`
-	ShutdownGrace string `env:"SHUTDOWN_GRACE, default=25s"`
+	ShutdownGrace string `env:"SHUTDOWN_GRACE, default=20s"`
+	RecoveryMode  string `env:"RECOVERY_MODE, default=answer"`
 
 	AllowWorkspaces string `env:"PARLEY_ALLOW_WORKSPACES"`
 	AllowChannels   string `env:"PARLEY_ALLOW_CHANNELS"`
@@ -190,6 +191,7 @@ type Engine struct {
 	MaxConcurrent int           // PARLEY_MAX_CONCURRENT
 	StopEmoji     []string      // PARLEY_STOP_EMOJI: reaction names, without colons
 	ShutdownGrace time.Duration // SHUTDOWN_GRACE
+	RecoveryMode  string        // RECOVERY_MODE: answer or mark
 
 	AllowWorkspaces []string // PARLEY_ALLOW_WORKSPACES
 	AllowChannels   []string // PARLEY_ALLOW_CHANNELS

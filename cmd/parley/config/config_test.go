@@ -79,7 +79,7 @@ func TestDefaults(t *testing.T) {
 		Store:   Store{Driver: SQLite, Path: "parley.db"},
 		HTTP:    HTTP{Addr: ":8080"},
 		Log:     Log{Level: slog.LevelInfo, Format: "text"},
-		Engine: Engine{MaxConcurrent: 64, StopEmoji: []string{"octagonal_sign", "🛑"}, ShutdownGrace: 25 * time.Second,
+		Engine: Engine{MaxConcurrent: 64, StopEmoji: []string{"octagonal_sign", "🛑"}, ShutdownGrace: 20 * time.Second, RecoveryMode: "answer",
 			Refusal: "dm", MediaMaxBytes: 25 << 20},
 	}
 	got := *cfg

@@ -91,6 +91,7 @@ func parse(r env, purpose Purpose) *parser {
 		MaxConcurrent: p.integer("PARLEY_MAX_CONCURRENT", r.MaxConcurrent, 1),
 		StopEmoji:     p.emoji("PARLEY_STOP_EMOJI", r.StopEmoji),
 		ShutdownGrace: p.duration("SHUTDOWN_GRACE", r.ShutdownGrace),
+		RecoveryMode:  p.oneOf("RECOVERY_MODE", r.RecoveryMode, "answer", "mark"),
 
 		AllowWorkspaces: list(r.AllowWorkspaces),
 		AllowChannels:   list(r.AllowChannels),
