@@ -11,7 +11,10 @@ import (
 	"github.com/parleyhq/parley/bots"
 )
 
-var _ bots.Observer = (*metrics)(nil)
+var (
+	_ bots.Observer         = (*metrics)(nil)
+	_ bots.RecoveryObserver = (*metrics)(nil)
+)
 
 // metrics exports the engine's measurements in the Prometheus format at
 // /metrics, from a registry of its own (tests build several).
@@ -28,6 +31,9 @@ type metrics struct {
 	delivery   *prometheus.CounterVec
 	streams    prometheus.Gauge
 	queueWait  *prometheus.HistogramVec
+	takeovers  *prometheus.CounterVec
+	resumed    *prometheus.CounterVec
+	caughtUp   *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -59,8 +65,14 @@ func newMetrics() *metrics {
 			Help: "Answers being streamed now."}),
 		queueWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "parley_queue_wait_seconds",
 			Help: "Time a message waited for its turn, by platform.", Buckets: []float64{0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60}}, []string{"platform"}),
+		takeovers: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_takeovers_total",
+			Help: "Conversations taken over from an instance gone (killed, paused past its lease, or shut down), by platform."}, []string{"platform"}),
+		resumed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_resumed_answers_total",
+			Help: "Unfinished answers taken over, by platform and outcome (answered: written again; marked: said to be interrupted; failed: cut twice, could not answer)."}, []string{"platform", "outcome"}),
+		caughtUp: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_caught_up_messages_total",
+			Help: "Messages missed while disconnected, found and handed to the engine, by platform."}, []string{"platform"}),
 	}
-	for _, c := range []prometheus.Collector{m.events, m.replies, m.firstToken, m.duration, m.tokens, m.calls, m.limited, m.wait, m.delivery, m.streams, m.queueWait} {
+	for _, c := range []prometheus.Collector{m.events, m.replies, m.firstToken, m.duration, m.tokens, m.calls, m.limited, m.wait, m.delivery, m.streams, m.queueWait, m.takeovers, m.resumed, m.caughtUp} {
 		f(c)
 	}
 	return m
@@ -93,4 +105,14 @@ func (m *metrics) Delivery(platform, kind string) { m.delivery.WithLabelValues(p
 func (m *metrics) Streams(delta int)              { m.streams.Add(float64(delta)) }
 func (m *metrics) QueueWait(platform string, d time.Duration) {
 	m.queueWait.WithLabelValues(platform).Observe(d.Seconds())
+}
+
+func (m *metrics) Takeover(platform string, n int) {
+	m.takeovers.WithLabelValues(platform).Add(float64(n))
+}
+func (m *metrics) Resumed(platform, outcome string) {
+	m.resumed.WithLabelValues(platform, outcome).Inc()
+}
+func (m *metrics) CaughtUp(platform string, n int) {
+	m.caughtUp.WithLabelValues(platform).Add(float64(n))
 }
