@@ -81,9 +81,9 @@ type Config struct {
 	// Alone says that no other instance shares the store (an SQLite file
 	// this process holds): at start every claim of another instance is
 	// that of a dead one, taken over at once.
-	Alone bool
-	Now            func() time.Time
-	Logger         *slog.Logger
+	Alone  bool
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 // Causes of a stream's end other than the answer's own end.
@@ -184,12 +184,12 @@ func New(cfg Config, store conversation.Store, client *llm.Client) *Engine {
 	}
 	e := &Engine{
 		cfg: cfg, store: store, llm: client, log: cfg.Logger, obs: cfg.Observer,
-		sched:     newScheduler(cfg.Now),
-		sem:       make(chan struct{}, cfg.MaxConcurrent),
-		users:     &userLimiter{rate: cfg.UserRate, buckets: make(map[string]*bucket)},
-		stop:      make(map[string]bool),
-		started:   make(chan struct{}),
-		queues:    make(map[int64]*queue),
+		sched:      newScheduler(cfg.Now),
+		sem:        make(chan struct{}, cfg.MaxConcurrent),
+		users:      &userLimiter{rate: cfg.UserRate, buckets: make(map[string]*bucket)},
+		stop:       make(map[string]bool),
+		started:    make(chan struct{}),
+		queues:     make(map[int64]*queue),
 		recovered:  make(map[string]Platform),
 		active:     make(map[string]*job),
 		recovering: make(map[int64]bool),

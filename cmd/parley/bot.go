@@ -153,10 +153,10 @@ func (m *Main) newEngine(ctx context.Context, cfg *config.Config, log *slog.Logg
 		Recovery:      bots.RecoveryMode(cfg.Engine.RecoveryMode),
 		// The bot holds an SQLite file for itself (openStore), so every
 		// other instance's work on it is a dead one's.
-		Alone: bot && cfg.Store.Driver == config.SQLite,
-		Observer:      obs,
-		Media:         media.New(media.Config{MaxBytes: cfg.Engine.MediaMaxBytes, AllowPrivate: cfg.Engine.MediaAllowPrivate}),
-		VisionModels:  cfg.LLM.VisionModels,
+		Alone:        bot && cfg.Store.Driver == config.SQLite,
+		Observer:     obs,
+		Media:        media.New(media.Config{MaxBytes: cfg.Engine.MediaMaxBytes, AllowPrivate: cfg.Engine.MediaAllowPrivate}),
+		VisionModels: cfg.LLM.VisionModels,
 		Access: bots.Access{
 			Workspaces: cfg.Engine.AllowWorkspaces, Channels: cfg.Engine.AllowChannels,
 			Users: cfg.Engine.AllowUsers, Roles: cfg.Engine.AllowRoles, Refusal: cfg.Engine.Refusal,
