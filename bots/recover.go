@@ -19,6 +19,10 @@ import (
 // questions accepted and never answered, in order. An instance alone on its
 // store (SQLite) takes over everything at start.
 
+// unknownText stands for what a message taken over shows: it is no text
+// an answer holds.
+const unknownText = "\x00"
+
 // recoverEvery is how often Run looks for answers left streaming outside
 // any claim.
 const recoverEvery = 2 * time.Minute
@@ -237,8 +241,11 @@ func (e *Engine) resume(j *job, hist []conversation.Message, m conversation.Mess
 	a.answerID, a.firstID = m.ID, m.PlatformID
 	if m.PlatformID != "" {
 		// The same message shows the new answer: what it showed is
-		// replaced, first by a note that it is being written again.
-		a.reply.parts[0].id, a.reply.parts[0].sent = m.PlatformID, m.Text
+		// replaced, first by a note that it is being written again. What
+		// it shows now is not known (the stored text may be ahead of
+		// it), so it is never taken for a prefix of the new answer: a
+		// continuation must not keep it.
+		a.reply.parts[0].id, a.reply.parts[0].sent = m.PlatformID, unknownText
 		a.reply.setPlaceholder(resumingNotice)
 	}
 	e.log.Info("resuming an interrupted answer", "platform", j.p.Name(), "conversation", j.conv.ID)

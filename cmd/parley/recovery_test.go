@@ -119,7 +119,7 @@ func (w *recoveryWorld) thread(channel, root string) string {
 }
 
 // await waits until cond holds of the fake, or fails after d.
-func (w *recoveryWorld) await(t *testing.T, d time.Duration, what string, cond func() bool) time.Duration {
+func (w *recoveryWorld) await(t *testing.T, d time.Duration, what string, cond func() bool, state ...func() string) time.Duration {
 	t.Helper()
 	start := time.Now()
 	deadline := time.NewTimer(d)
@@ -129,7 +129,11 @@ func (w *recoveryWorld) await(t *testing.T, d time.Duration, what string, cond f
 		case <-w.fake.Changed():
 		case <-time.After(20 * time.Millisecond):
 		case <-deadline.C:
-			t.Fatalf("timed out after %v waiting for %s", d, what)
+			var got string
+			for _, f := range state {
+				got += "\n" + f()
+			}
+			t.Fatalf("timed out after %v waiting for %s%s", d, what, got)
 		}
 	}
 	return time.Since(start)
@@ -286,7 +290,7 @@ func TestRecoveryPausedReplica(t *testing.T) {
 // none is lost, none answered twice.
 func TestRecoverySIGTERM(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "parley.db")
-	w := newRecoveryWorld(t, "sqlite://"+db, 100*time.Millisecond, "SHUTDOWN_GRACE=1s")
+	w := newRecoveryWorld(t, "sqlite://"+db, 200*time.Millisecond, "SHUTDOWN_GRACE=1s")
 	a := startReplica(t, "first", w.env)
 	var roots []string
 	for i := range 10 {
@@ -294,7 +298,8 @@ func TestRecoverySIGTERM(t *testing.T) {
 	}
 	w.await(t, 30*time.Second, "ten answers running", func() bool {
 		for i, r := range roots {
-			if !partial(w.thread(fmt.Sprintf("C%d", i), r), answerTo(fmt.Sprintf("q%d", i))) {
+			text := w.thread(fmt.Sprintf("C%d", i), r)
+			if text == "" || text == answerTo(fmt.Sprintf("q%d", i)) {
 				return false
 			}
 		}
@@ -320,6 +325,12 @@ func TestRecoverySIGTERM(t *testing.T) {
 			}
 		}
 		return finished+resumed == len(roots)
+	}, func() string {
+		var out []string
+		for i, r := range roots {
+			out = append(out, fmt.Sprintf("%q", w.thread(fmt.Sprintf("C%d", i), r)))
+		}
+		return strings.Join(out, "\n")
 	})
 	t.Logf("figure: SIGTERM during 10 running answers (SHUTDOWN_GRACE=1s): the process stopped in %v; %d finished, %d resumed by the next process, 0 lost",
 		stopTook.Round(time.Millisecond), finished, resumed)
