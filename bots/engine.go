@@ -69,7 +69,7 @@ type Config struct {
 	OrderWait time.Duration
 	// HeartbeatEvery is how often this replica renews its lease in the
 	// store, re-divides the platforms' budgets between the replicas alive
-	// and takes over the work of instances whose lease lapsed; default 2 s
+	// and takes over the work of instances whose lease lapsed; default 1 s
 	// (a lease lasts three times as long, so a dead instance's work is
 	// taken over within about four beats).
 	HeartbeatEvery time.Duration
@@ -173,7 +173,7 @@ func New(cfg Config, store conversation.Store, client *llm.Client) *Engine {
 		cfg.OrderWait = time.Minute
 	}
 	if cfg.HeartbeatEvery <= 0 {
-		cfg.HeartbeatEvery = 2 * time.Second
+		cfg.HeartbeatEvery = time.Second
 	}
 	if cfg.Recovery == "" {
 		cfg.Recovery = RecoverAnswer

@@ -256,8 +256,8 @@ func (e *Engine) resume(j *job, hist []conversation.Message, m conversation.Mess
 }
 
 // mark ends answer m as partial, its message showing its known text and
-// notice (or, where nothing is known or the message is gone, the notice
-// posted in the thread).
+// notice (or, where no message is known or it is gone, the notice posted
+// in the thread).
 func (e *Engine) mark(j *job, dest Destination, m conversation.Message, notice string) {
 	m.Status = conversation.StatusPartial
 	if err := e.writeAnswer(j.ctx, j, m); err != nil {
@@ -267,8 +267,10 @@ func (e *Engine) mark(j *job, dest Destination, m conversation.Message, notice s
 	r := newReply(e, j.p, dest)
 	r.guard = func(ctx context.Context) error { return e.mayWrite(ctx, j) }
 	gone := true
-	if m.PlatformID != "" && m.Text != "" {
-		r.parts[0].id = m.PlatformID
+	if m.PlatformID != "" {
+		// Its text as last saved, or, where none was saved (it showed
+		// less than a checkpoint), the notice alone, in its message.
+		r.parts[0].id, r.parts[0].sent = m.PlatformID, unknownText
 		gone = e.show(j.ctx, r, withNotice(m.Text, notice))
 	}
 	if gone {
