@@ -70,8 +70,8 @@ type Config struct {
 	// HeartbeatEvery is how often this replica renews its lease in the
 	// store, re-divides the platforms' budgets between the replicas alive
 	// and takes over the work of instances whose lease lapsed; default 1 s
-	// (a lease lasts three times as long, so a dead instance's work is
-	// taken over within about four beats).
+	// (a lease lasts five beats, so a dead instance's work is taken over
+	// within about six).
 	HeartbeatEvery time.Duration
 	// Recovery says what becomes of an answer an instance left unfinished
 	// (killed, or shut down before it ended): RecoverAnswer (the default)
@@ -291,11 +291,15 @@ wait:
 // limits belong to the workspace, not to a process. Each replica renews a
 // lease in the store (timed by the database's clock) and divides every
 // budget by the number of live leases.
+// leaseBeats is how many heartbeats a lease lasts: a few missed beats (a
+// loaded host, a slow query) do not make an instance taken for dead.
+const leaseBeats = 5
+
 // heartbeat renews this replica's lease and re-divides the budgets
 // between the replicas alive. A store that cannot answer leaves the share
 // as it was.
 func (e *Engine) heartbeat(ctx context.Context) {
-	ttl := 3 * e.cfg.HeartbeatEvery
+	ttl := leaseBeats * e.cfg.HeartbeatEvery
 	began := time.Now()
 	live, err := e.store.Heartbeat(ctx, e.cfg.Owner, ttl)
 	if err != nil {
@@ -731,6 +735,13 @@ func (e *Engine) startFlush(j *job) {
 // run answers one job, holding one of the MaxConcurrent slots.
 func (e *Engine) run(j *job) {
 	close(j.started)
+	if j.recovery {
+		defer func() {
+			e.mu.Lock()
+			delete(e.recovering, j.conv.ID)
+			e.mu.Unlock()
+		}()
+	}
 	defer e.forget(j)
 	defer j.cancel(nil)
 	select {

@@ -145,11 +145,6 @@ func (e *Engine) recoverConversation(p Platform, conv conversation.Conversation)
 // recoverWork runs a recovery job, holding the conversation's claim: the
 // answers left streaming first, then the questions waiting, in order.
 func (e *Engine) recoverWork(j *job) {
-	defer func() {
-		e.mu.Lock()
-		delete(e.recovering, j.conv.ID)
-		e.mu.Unlock()
-	}()
 	log := e.log.With("platform", j.p.Name(), "conversation", j.conv.ID)
 	hist, err := e.store.History(j.ctx, j.conv.ID, conversation.HistoryQuery{Limit: e.cfg.HistoryLimit})
 	if err != nil {
@@ -258,12 +253,11 @@ func (e *Engine) resume(j *job, hist []conversation.Message, m conversation.Mess
 // mark ends answer m as partial, its message showing its known text and
 // notice (or, where no message is known or it is gone, the notice posted
 // in the thread).
+//
+// The reply is corrected before the record: should this instance die
+// between the two, the next one finds the answer still unfinished and
+// corrects it again.
 func (e *Engine) mark(j *job, dest Destination, m conversation.Message, notice string) {
-	m.Status = conversation.StatusPartial
-	if err := e.writeAnswer(j.ctx, j, m); err != nil {
-		e.log.Warn("recover: mark answer interrupted", "conversation", j.conv.ID, "err", err)
-		return
-	}
 	r := newReply(e, j.p, dest)
 	r.guard = func(ctx context.Context) error { return e.mayWrite(ctx, j) }
 	gone := true
@@ -276,5 +270,38 @@ func (e *Engine) mark(j *job, dest Destination, m conversation.Message, notice s
 	if gone {
 		e.say(j.ctx, j.p, dest, notice)
 	}
+	if j.ctx.Err() != nil {
+		return // cut (lost, or shutting down): the next owner marks it
+	}
+	m.Status = conversation.StatusPartial
+	if err := e.writeAnswer(j.ctx, j, m); err != nil {
+		e.log.Warn("recover: mark answer interrupted", "conversation", j.conv.ID, "err", err)
+		return
+	}
 	e.log.Info("interrupted answer corrected", "platform", j.p.Name(), "conversation", m.ConversationID)
+}
+
+// Place is a recently active conversation, where an adapter back from a
+// disconnection looks for the messages it missed: after LastID, the
+// platform id of the newest message stored there.
+type Place struct {
+	Workspace, Channel, Thread string
+	LastID                     string
+}
+
+// maxPlaces bounds the conversations Recent returns.
+const maxPlaces = 500
+
+// Recent returns p's conversations active within window, the most recent
+// first.
+func (e *Engine) Recent(ctx context.Context, p Platform, window time.Duration) ([]Place, error) {
+	rs, err := e.store.Recent(ctx, p.Name(), e.cfg.Now().Add(-window), maxPlaces)
+	if err != nil {
+		return nil, fmt.Errorf("bots: recent conversations: %w", err)
+	}
+	out := make([]Place, 0, len(rs))
+	for _, r := range rs {
+		out = append(out, Place{Workspace: r.Key.Workspace, Channel: r.Key.Channel, Thread: r.Key.Thread, LastID: r.LastID})
+	}
+	return out, nil
 }

@@ -84,6 +84,14 @@ type Ops interface {
 	Takeover(ctx context.Context, owner, platform string, ttl time.Duration, everyone bool) ([]Conversation, error)
 	// UpdateAnswer is UpdateMessage fenced by a claim: it writes m only while owner holds the claim on m's conversation convID with this token, and returns ErrClaimLost, writing nothing, once the claim has changed hands. It returns ErrNotFound for an unknown message.
 	UpdateAnswer(ctx context.Context, convID int64, m Message, owner string, token int64) error
+	// Recent returns platform's conversations with a message stored at or after since (by the store's clock), the most recently active first, at most limit, each with the platform id of its newest message that has one: where an adapter that was disconnected looks for the messages it missed.
+	Recent(ctx context.Context, platform string, since time.Time, limit int) ([]Recent, error)
+}
+
+// Recent is a recently active conversation and the platform id of its newest stored message ("" when none has one). Platform ids compare as the platforms' ids do: a longer one is newer, then by their bytes.
+type Recent struct {
+	Conversation
+	LastID string
 }
 
 // Intake says who accepted a message and which platform events delivered it (see Ops.Accept).

@@ -217,3 +217,30 @@ func (s *Store) UpdateAnswer(ctx context.Context, convID int64, m conversation.M
 	}
 	return fmt.Errorf("postgres: update answer %d: %w", m.ID, conversation.ErrClaimLost)
 }
+
+// Recent returns platform's conversations active since since, with the
+// platform id of each one's newest message.
+func (s *Store) Recent(ctx context.Context, platform string, since time.Time, limit int) ([]conversation.Recent, error) {
+	var lim any
+	if limit > 0 {
+		lim = limit
+	}
+	rows, err := s.pool.Query(ctx, `SELECT c.id, c.platform, c.workspace, c.channel, c.thread, c.created_at, c.updated_at,
+			COALESCE((SELECT m.platform_id FROM messages m WHERE m.conversation_id = c.id AND m.platform_id IS NOT NULL
+				ORDER BY length(m.platform_id) DESC, m.platform_id COLLATE "C" DESC LIMIT 1), '')
+		FROM conversations c WHERE c.platform = $1 AND c.updated_at >= $2
+		ORDER BY c.updated_at DESC LIMIT $3`, platform, since, lim)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: recent conversations of %s: %w", platform, err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (conversation.Recent, error) {
+		var r conversation.Recent
+		err := row.Scan(&r.ID, &r.Key.Platform, &r.Key.Workspace, &r.Key.Channel, &r.Key.Thread, &r.CreatedAt, &r.UpdatedAt, &r.LastID)
+		r.CreatedAt, r.UpdatedAt = r.CreatedAt.UTC(), r.UpdatedAt.UTC()
+		return r, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: recent conversations of %s: %w", platform, err)
+	}
+	return out, nil
+}

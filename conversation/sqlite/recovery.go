@@ -241,3 +241,38 @@ func (s *Store) UpdateAnswer(ctx context.Context, convID int64, m conversation.M
 	}
 	return fmt.Errorf("sqlite: update answer %d: %w", m.ID, conversation.ErrClaimLost)
 }
+
+// Recent returns platform's conversations active since since, with the
+// platform id of each one's newest message.
+func (s *Store) Recent(ctx context.Context, platform string, since time.Time, limit int) ([]conversation.Recent, error) {
+	if limit <= 0 {
+		limit = -1
+	}
+	rows, err := s.read.QueryContext(ctx, `SELECT `+prefixedConversation("c")+`,
+			COALESCE((SELECT m.platform_id FROM messages m WHERE m.conversation_id = c.id AND m.platform_id IS NOT NULL
+				ORDER BY length(m.platform_id) DESC, m.platform_id DESC LIMIT 1), '')
+		FROM conversations c WHERE c.platform = ? AND c.updated_at >= ?
+		ORDER BY c.updated_at DESC LIMIT ?`, platform, micros(since), limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: recent conversations of %s: %w", platform, err)
+	}
+	defer rows.Close()
+	var out []conversation.Recent
+	for rows.Next() {
+		var r conversation.Recent
+		var created, updated int64
+		if err := rows.Scan(&r.ID, &r.Key.Platform, &r.Key.Workspace, &r.Key.Channel, &r.Key.Thread, &created, &updated, &r.LastID); err != nil {
+			return nil, fmt.Errorf("sqlite: recent conversations of %s: %w", platform, err)
+		}
+		r.CreatedAt, r.UpdatedAt = fromMicros(created), fromMicros(updated)
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: recent conversations of %s: %w", platform, err)
+	}
+	return out, nil
+}
+
+func prefixedConversation(a string) string {
+	return a + `.id, ` + a + `.platform, ` + a + `.workspace, ` + a + `.channel, ` + a + `.thread, ` + a + `.created_at, ` + a + `.updated_at`
+}

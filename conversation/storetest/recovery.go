@@ -291,3 +291,28 @@ func testSharedConcurrentTakeover(t *testing.T, a, b conversation.Store) {
 		}
 	}
 }
+
+func testRecent(t *testing.T, s conversation.Store) {
+	o := opsOf(t, s)
+	old := mustConversation(t, s, key("C1", "1.000001"))
+	mustAppend(t, s, old.ID, userMessage("old", "1.000001"))
+	clockOf(t).Advance(time.Hour)
+	since := clockOf(t).Now()
+	c := mustConversation(t, s, key("C1", "1.000002"))
+	mustAppend(t, s, c.ID, userMessage("q", "1.000002"))
+	mustAppend(t, s, c.ID, conversation.Message{Role: conversation.RoleAssistant, Text: "a", PlatformID: "1.000010"})
+	mustAppend(t, s, c.ID, userMessage("q2", "1.000009"))
+	mustAppend(t, s, c.ID, conversation.Message{Role: conversation.RoleAssistant, Text: "no id yet"})
+	d := mustConversation(t, s, conversation.Key{Platform: "discord", Workspace: "G1", Channel: "C1"})
+	mustAppend(t, s, d.ID, userMessage("elsewhere", "99"))
+	got, err := o.Recent(ctx(t), "slack", since, 10)
+	if err != nil {
+		t.Fatalf("Recent: %v", err)
+	}
+	if len(got) != 1 || got[0].ID != c.ID || got[0].LastID != "1.000010" || got[0].Key != c.Key {
+		t.Errorf("Recent since the hour: got %+v, want conversation %d with its newest id 1.000010", got, c.ID)
+	}
+	if got, err := o.Recent(ctx(t), "slack", since.Add(-2*time.Hour), 1); err != nil || len(got) != 1 || got[0].ID != c.ID {
+		t.Errorf("Recent with limit 1: got %+v, %v; want the most recent only", got, err)
+	}
+}

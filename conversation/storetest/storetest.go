@@ -74,6 +74,7 @@ func Run(t *testing.T, newStore func(t *testing.T) conversation.Store) {
 		{"Accept", testAccept},
 		{"Takeover", testTakeover},
 		{"UpdateAnswer", testUpdateAnswer},
+		{"Recent", testRecent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
