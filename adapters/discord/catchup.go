@@ -2,7 +2,6 @@ package discord
 
 import (
 	"context"
-	"strconv"
 	"time"
 
 	"github.com/parleyhq/parley/bots"
@@ -54,19 +53,6 @@ func (a *Adapter) seedFromStore(ctx context.Context) {
 			a.cache.seen(p.Channel, p.Workspace, p.Thread)
 		}
 	}
-}
-
-// discordEpoch is the first second of 2015, where snowflakes count from.
-const discordEpoch = 1420070400000
-
-// snowflakeAt is the smallest snowflake of time t: a cursor that reads
-// the messages sent from t on.
-func snowflakeAt(t time.Time) string {
-	ms := t.UnixMilli() - discordEpoch
-	if ms < 0 {
-		ms = 0
-	}
-	return strconv.FormatInt(ms<<22, 10)
 }
 
 // caughtUp counts the missed messages handed to the engine.

@@ -122,7 +122,7 @@ type Adapter struct {
 	botID    string
 	appID    string
 	readies  int
-	seeded   bool // the first backfill read the store's recent conversations
+	seeded   bool                  // the first backfill read the store's recent conversations
 	conns    map[net.Conn]struct{} // gateway connections, closed on shutdown
 	running  bool
 	stopping bool

@@ -338,14 +338,11 @@ func (a *Adapter) backfill(ctx context.Context) {
 	}
 	a.log.Info("new gateway session: fetching missed messages", "channels", len(chans))
 	// Within the window only: older messages are not answered late.
-	floor := snowflakeAt(time.Now().Add(-a.catchUpWindow()))
+	since := time.Now().Add(-a.catchUpWindow())
 	handed := 0
 	defer func() { a.caughtUp(handed) }()
 	for ch, act := range chans {
 		after := act.last
-		if after == "" || newer(floor, after) {
-			after = floor
-		}
 		var msgs []*discordgo.Message
 		for range backfillPages {
 			var page []*discordgo.Message
@@ -388,7 +385,7 @@ func (a *Adapter) backfill(ctx context.Context) {
 			if m.ChannelID == "" {
 				m.ChannelID = ch
 			}
-			if m.Author != nil && m.Author.ID == a.bot() {
+			if (m.Author != nil && m.Author.ID == a.bot()) || (!m.Timestamp.IsZero() && m.Timestamp.Before(since)) {
 				continue
 			}
 			handed++

@@ -219,6 +219,7 @@ func (m *Main) platforms(cfg *config.Config, engine *bots.Engine, mux *http.Serv
 			ShardID:        cfg.Discord.ShardID,
 			ShardCount:     cfg.Discord.ShardCount,
 			MaxUploadBytes: cfg.Discord.MaxUpload,
+			CatchUp:        cfg.Discord.CatchUp,
 		}, engine, log)
 		if err != nil {
 			return nil, err

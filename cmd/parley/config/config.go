@@ -49,6 +49,7 @@ type env struct {
 	DiscordShardID    string `env:"DISCORD_SHARD_ID, default=0"`
 	DiscordShardCount string `env:"DISCORD_SHARD_COUNT, default=1"`
 	DiscordMaxUpload  string `env:"DISCORD_MAX_UPLOAD_BYTES, default=10485760"`
+	DiscordCatchUp    string `env:"DISCORD_CATCHUP_WINDOW, default=10m"`
 
 	// DatabaseURL is a Secret: a PostgreSQL URL may hold a password.
 	DatabaseURL Secret `env:"DATABASE_URL, default=sqlite://parley.db"`
@@ -164,6 +165,9 @@ type Discord struct {
 	// MaxUpload is DISCORD_MAX_UPLOAD_BYTES: the server's upload limit
 	// (10 MiB, more with boosts).
 	MaxUpload int64
+	// CatchUp is DISCORD_CATCHUP_WINDOW: how far back the messages missed
+	// while no process was connected are read and answered.
+	CatchUp time.Duration
 }
 
 // Enabled reports whether Discord is configured.

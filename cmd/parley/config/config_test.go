@@ -75,7 +75,7 @@ func TestDefaults(t *testing.T) {
 			},
 		},
 		Slack:   Slack{APIURL: "https://slack.com/api/", Streaming: "auto"},
-		Discord: Discord{APIURL: "https://discord.com/api/v10", ReplyMode: "thread", ShardCount: 1, MaxUpload: 10 << 20},
+		Discord: Discord{APIURL: "https://discord.com/api/v10", ReplyMode: "thread", ShardCount: 1, MaxUpload: 10 << 20, CatchUp: 10 * time.Minute},
 		Store:   Store{Driver: SQLite, Path: "parley.db"},
 		HTTP:    HTTP{Addr: ":8080"},
 		Log:     Log{Level: slog.LevelInfo, Format: "text"},
