@@ -486,7 +486,7 @@ func (e *Engine) Handle(ctx context.Context, p Platform, in Incoming) error {
 		Text: in.Text, Status: conversation.StatusComplete, Attachments: in.Attachments,
 	}, conversation.Intake{Owner: e.cfg.Owner, Platform: p.Name(), Workspace: in.Workspace, Events: events, TTL: time.Hour})
 	if err != nil {
-		return fmt.Errorf("bots: store message: %w", err)
+		return fmt.Errorf("bots: store message: %w: %w", ErrNotStored, err)
 	}
 	if !created {
 		// The same message again (a retry, or a mention delivered as two
@@ -520,6 +520,28 @@ func (e *Engine) Handle(ctx context.Context, p Platform, in Incoming) error {
 		return errors.New("bots: engine is shutting down")
 	}
 	return nil
+}
+
+// ErrNotStored is wrapped by Handle's error when the message could not be
+// stored (the store is down): nothing was marked seen, so a platform's
+// retry of the event is answered.
+var ErrNotStored = errors.New("the message could not be stored")
+
+// notStoredNotice tells a person Parley could not keep their message.
+const notStoredNotice = "⚠️ _Parley could not save your message (its database did not answer), so it cannot answer it. Please send it again in a minute._"
+
+// NotStored tells the person who addressed Parley (a mention, a DM) that
+// their message could not be stored, where the platform will not deliver
+// it again (Discord): the alternative is silence.
+func (e *Engine) NotStored(p Platform, in Incoming) {
+	if in.AuthorIsBot || (!in.Mentioned && !in.DM) || !e.track() {
+		return
+	}
+	dest := Destination{Workspace: in.Workspace, Channel: in.Channel, Thread: in.Thread, ReplyTo: in.MessageID, User: in.Author, DM: in.DM}
+	go func() {
+		defer e.wg.Done()
+		e.say(e.runCtx, p, dest, notStoredNotice)
+	}()
 }
 
 // say posts text at dest as a reply of its own, paced and retried like

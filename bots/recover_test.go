@@ -284,3 +284,19 @@ func TestShutdownHandsOver(t *testing.T) {
 		return len(ms) == 1 && ms[0].Text == "slow answer"+resumedEnd
 	})
 }
+
+// Where the platform will not deliver a message again, a store that is
+// down is said in the thread, not kept silent.
+func TestNotStoredIsSaid(t *testing.T) {
+	h, store := newFaultHarness(t)
+	store.failAccept.Store(1)
+	in := mention("m1", "m1", "hi")
+	err := h.engine.Handle(context.Background(), h.p, in)
+	if !errors.Is(err, bots.ErrNotStored) {
+		t.Fatalf("Handle with the store failing: got %v, want ErrNotStored", err)
+	}
+	h.engine.NotStored(h.p, in)
+	h.waitMessages(t, "the notice", func(ms []botstest.Message) bool {
+		return len(ms) == 1 && strings.Contains(ms[0].Text, "could not save your message") && ms[0].Dest.Thread == "m1"
+	})
+}
