@@ -189,8 +189,13 @@ func (e *Engine) mayWrite(ctx context.Context, j *job) error {
 	return nil
 }
 
-// release lets go of j's conversation.
+// release lets go of j's conversation. A job handed over at shutdown keeps
+// its claim: the instance that takes this one's work over finds the
+// conversation by it.
 func (e *Engine) release(j *job) {
+	if errors.Is(context.Cause(j.ctx), errHandoff) {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(j.ctx), 5*time.Second)
 	defer cancel()
 	if err := e.store.ReleaseConversation(ctx, j.conv.ID, e.cfg.Owner); err != nil {

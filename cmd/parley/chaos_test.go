@@ -149,7 +149,7 @@ func TestChaos(t *testing.T) {
 		next = time.Now().Add(every)
 	}
 	// Let every conversation finish what it asked.
-	w.await(t, 3*time.Minute, "every question answered", func() bool {
+	w.await(t, 90*time.Second, "every question answered", func() bool {
 		for c, at := range pending {
 			if resumedSeen(c) {
 				latencies = append(latencies, time.Since(at))
@@ -167,6 +167,7 @@ func TestChaos(t *testing.T) {
 		for _, c := range cs {
 			if _, _, _, exact := check(c); !exact {
 				out = append(out, fmt.Sprintf("%s asked %q, shows %q", c.channel, c.asked, w.thread(c.channel, c.root)))
+				out = append(out, dumpConversation(conn, c.channel, c.root)...)
 			}
 		}
 		return strings.Join(out, "\n")
@@ -193,4 +194,54 @@ func TestChaos(t *testing.T) {
 		r.cmd.Process.Signal(os.Interrupt)
 		r.cmd.Wait()
 	}
+}
+
+// dumpConversation describes what the store holds of a conversation, for
+// a failure's message.
+func dumpConversation(conn *pgx.Conn, channel, root string) []string {
+	ctx := context.Background()
+	var out []string
+	var id int64
+	if err := conn.QueryRow(ctx, `SELECT id FROM conversations WHERE channel = $1 AND thread = $2`, channel, root).Scan(&id); err != nil {
+		return []string{"  no conversation: " + err.Error()}
+	}
+	rows, err := conn.Query(ctx, `SELECT id, role, status, COALESCE(platform_id, ''), reply_to, left(text, 30) FROM messages WHERE conversation_id = $1 ORDER BY id`, id)
+	if err == nil {
+		for rows.Next() {
+			var mid, reply int64
+			var role, status, pid, text string
+			rows.Scan(&mid, &role, &status, &pid, &reply, &text)
+			out = append(out, fmt.Sprintf("  message %d %s %s platform_id=%s reply_to=%d %q", mid, role, status, pid, reply, text))
+		}
+		rows.Close()
+	}
+	var owner string
+	var token int64
+	var live bool
+	if err := conn.QueryRow(ctx, `SELECT owner, token, expires_at > now() FROM claims WHERE conversation_id = $1`, id).Scan(&owner, &token, &live); err == nil {
+		out = append(out, fmt.Sprintf("  claim %s token %d live %v", owner, token, live))
+	} else {
+		out = append(out, "  no claim")
+	}
+	rows, err = conn.Query(ctx, `SELECT message_id, owner FROM inbox WHERE conversation_id = $1`, id)
+	if err == nil {
+		for rows.Next() {
+			var mid int64
+			var o string
+			rows.Scan(&mid, &o)
+			out = append(out, fmt.Sprintf("  inbox %d %s", mid, o))
+		}
+		rows.Close()
+	}
+	rows, err = conn.Query(ctx, `SELECT owner, expires_at > now() FROM replicas`)
+	if err == nil {
+		for rows.Next() {
+			var o string
+			var l bool
+			rows.Scan(&o, &l)
+			out = append(out, fmt.Sprintf("  replica %s live %v", o, l))
+		}
+		rows.Close()
+	}
+	return out
 }
