@@ -23,6 +23,12 @@ import (
 // an answer holds.
 const unknownText = "\x00"
 
+// takeoverBatch is the most conversations one heartbeat takes over from
+// instances gone: the survivors share a dead instance's work (and the
+// platform budgets it needs), and a survivor killed in turn cuts only a
+// part of it again.
+const takeoverBatch = 8
+
 // recoverEvery is how often Run looks for answers left streaming outside
 // any claim.
 const recoverEvery = 2 * time.Minute
@@ -91,7 +97,11 @@ func (e *Engine) takeover(ctx context.Context, everyone bool) {
 }
 
 func (e *Engine) takeoverOf(ctx context.Context, p Platform, everyone bool) error {
-	convs, err := e.store.Takeover(ctx, e.cfg.Owner, p.Name(), claimTTL, everyone)
+	limit := takeoverBatch
+	if everyone {
+		limit = 0
+	}
+	convs, err := e.store.Takeover(ctx, e.cfg.Owner, p.Name(), claimTTL, everyone, limit)
 	if err != nil {
 		return fmt.Errorf("bots: take over: %w", err)
 	}

@@ -149,7 +149,7 @@ func TestChaos(t *testing.T) {
 		next = time.Now().Add(every)
 	}
 	// Let every conversation finish what it asked.
-	w.await(t, 90*time.Second, "every question answered", func() bool {
+	w.await(t, 4*time.Minute, "every question answered", func() bool {
 		for c, at := range pending {
 			if resumedSeen(c) {
 				latencies = append(latencies, time.Since(at))

@@ -134,7 +134,7 @@ func (s *Store) Inbox(ctx context.Context, convID int64) ([]conversation.Questio
 // everyone, of all others) in platform's conversations to owner. Replicas
 // taking over at once queue on an advisory lock, so that the second finds
 // the work moved to the first (alive) and takes nothing.
-func (s *Store) Takeover(ctx context.Context, owner, platform string, ttl time.Duration, everyone bool) ([]conversation.Conversation, error) {
+func (s *Store) Takeover(ctx context.Context, owner, platform string, ttl time.Duration, everyone bool, limit int) ([]conversation.Conversation, error) {
 	if owner == "" {
 		return nil, errors.New("postgres: takeover: the owner is empty; name the instance taking over")
 	}
@@ -145,14 +145,22 @@ func (s *Store) Takeover(ctx context.Context, owner, platform string, ttl time.D
 	if !everyone {
 		dead += ` AND owner NOT IN (SELECT owner FROM replicas WHERE expires_at > now())`
 	}
+	var lim any // NULL: LIMIT ALL
+	if limit > 0 {
+		lim = limit
+	}
+	// The lowest conversations first, both kinds of work of each.
+	dead += ` AND conversation_id IN (SELECT conversation_id FROM (
+		SELECT conversation_id, owner FROM claims UNION SELECT conversation_id, owner FROM inbox) w
+		WHERE ` + dead + ` ORDER BY conversation_id LIMIT $3)`
 	var convs []conversation.Conversation
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('parley.takeover.' || COALESCE(current_schema(), ''), 0))`); err != nil {
 			return err
 		}
 		var ids []int64
-		rows, err := tx.Query(ctx, `UPDATE claims SET owner = $1, expires_at = now() + $3::interval, token = nextval('claim_tokens')
-			WHERE `+dead+` RETURNING conversation_id`, owner, platform, leaseTTL(ttl))
+		rows, err := tx.Query(ctx, `UPDATE claims SET owner = $1, expires_at = now() + $4::interval, token = nextval('claim_tokens')
+			WHERE `+dead+` RETURNING conversation_id`, owner, platform, lim, leaseTTL(ttl))
 		if err != nil {
 			return err
 		}
@@ -160,7 +168,7 @@ func (s *Store) Takeover(ctx context.Context, owner, platform string, ttl time.D
 		if err != nil {
 			return err
 		}
-		rows, err = tx.Query(ctx, `UPDATE inbox SET owner = $1 WHERE `+dead+` RETURNING conversation_id`, owner, platform)
+		rows, err = tx.Query(ctx, `UPDATE inbox SET owner = $1 WHERE `+dead+` RETURNING conversation_id`, owner, platform, lim)
 		if err != nil {
 			return err
 		}

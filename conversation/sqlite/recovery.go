@@ -136,7 +136,7 @@ func (s *Store) Inbox(ctx context.Context, convID int64) ([]conversation.Questio
 // Takeover moves the claims and questions of dead instances (or, with
 // everyone, of all others) in platform's conversations to owner. Writes
 // on one file are serialized, so one takeover sees another's result.
-func (s *Store) Takeover(ctx context.Context, owner, platform string, ttl time.Duration, everyone bool) ([]conversation.Conversation, error) {
+func (s *Store) Takeover(ctx context.Context, owner, platform string, ttl time.Duration, everyone bool, limit int) ([]conversation.Conversation, error) {
 	if owner == "" {
 		return nil, errors.New("sqlite: takeover: the owner is empty; name the instance taking over")
 	}
@@ -151,6 +151,14 @@ func (s *Store) Takeover(ctx context.Context, owner, platform string, ttl time.D
 		if !everyone {
 			dead += ` AND owner NOT IN (SELECT owner FROM replicas WHERE expires_at > ?)`
 			args = append(args, now)
+		}
+		if limit > 0 {
+			// The lowest conversations first, both kinds of work of each.
+			dead += ` AND conversation_id IN (SELECT conversation_id FROM (
+				SELECT conversation_id, owner FROM claims UNION SELECT conversation_id, owner FROM inbox)
+				WHERE ` + dead + ` ORDER BY conversation_id LIMIT ?)`
+			args = append(args, args...)
+			args = append(args, limit)
 		}
 		token, err := nextToken(ctx, tx)
 		if err != nil {

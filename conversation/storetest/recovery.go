@@ -131,7 +131,7 @@ func testTakeover(t *testing.T, s conversation.Store) {
 
 	took := func(everyone bool) []int64 {
 		t.Helper()
-		cs, err := o.Takeover(ctx(t), "replica-b", "slack", claimTTL, everyone)
+		cs, err := o.Takeover(ctx(t), "replica-b", "slack", claimTTL, everyone, 0)
 		if err != nil {
 			t.Fatalf("Takeover: %v", err)
 		}
@@ -165,21 +165,47 @@ func testTakeover(t *testing.T, s conversation.Store) {
 	// Another platform's work is left for an instance that runs it.
 	checkClaim(t, o, d.ID, "replica-b", false)
 
+	// With a limit, the lowest conversations go first, each with all its
+	// work.
+	heartbeat(t, o, "short", shortTTL)
+	var mine []int64
+	for i := range 3 {
+		c := mustConversation(t, s, key("C2", fmt.Sprintf("%d.5", i)))
+		mine = append(mine, c.ID)
+		checkClaim(t, o, c.ID, "short", true)
+		mustAccept(t, o, c.ID, userMessage("q", fmt.Sprintf("%d.6", i)), intake("short"), true)
+	}
+	clockOf(t).Advance(shortTTL)
+	awaitLapse(t, o, "replica-b", "short")
+	for _, want := range [][]int64{mine[:2], mine[2:]} {
+		cs, err := o.Takeover(ctx(t), "replica-b", "slack", claimTTL, false, 2)
+		if err != nil {
+			t.Fatalf("Takeover with a limit: %v", err)
+		}
+		var got []int64
+		for _, c := range cs {
+			got = append(got, c.ID)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("Takeover with limit 2: got conversations %v, want %v", got, want)
+		}
+	}
+
 	// With everyone, a live instance's work moves too.
 	heartbeat(t, o, "replica-c", leaseTTL)
-	cs, err := o.Takeover(ctx(t), "replica-c", "slack", claimTTL, true)
+	cs, err := o.Takeover(ctx(t), "replica-c", "slack", claimTTL, true, 0)
 	if err != nil {
 		t.Fatalf("Takeover with everyone: %v", err)
 	}
-	if len(cs) != 3 {
-		t.Errorf("Takeover with everyone: got %d conversations, want 3", len(cs))
+	if len(cs) != 6 {
+		t.Errorf("Takeover with everyone: got %d conversations, want 6", len(cs))
 	}
 	checkInbox(t, o, c3.ID, "after a takeover of everyone", "b's@replica-c+")
 
-	if _, err := o.Takeover(ctx(t), "", "slack", claimTTL, false); err == nil {
+	if _, err := o.Takeover(ctx(t), "", "slack", claimTTL, false, 0); err == nil {
 		t.Error("Takeover with no owner: got nil error, want one")
 	}
-	if _, err := o.Takeover(ctx(t), "replica-b", "slack", 0, false); err == nil {
+	if _, err := o.Takeover(ctx(t), "replica-b", "slack", 0, false, 0); err == nil {
 		t.Error("Takeover with no ttl: got nil error, want one")
 	}
 }
@@ -273,7 +299,7 @@ func testSharedConcurrentTakeover(t *testing.T, a, b conversation.Store) {
 	var wg sync.WaitGroup
 	for i, o := range []conversation.Ops{oa, ob} {
 		wg.Go(func() {
-			cs, err := o.Takeover(ctx(t), fmt.Sprintf("survivor-%d", i), "slack", claimTTL, false)
+			cs, err := o.Takeover(ctx(t), fmt.Sprintf("survivor-%d", i), "slack", claimTTL, false, 0)
 			if err != nil {
 				t.Errorf("Takeover: %v", err)
 			}
