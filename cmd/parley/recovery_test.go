@@ -200,7 +200,7 @@ func TestRecoverySQLiteKillRestart(t *testing.T) {
 
 	// While it runs, a second process on the file is refused.
 	_, stderr, code := runProcess(t, "", w.env...)
-	if code == 0 || !strings.Contains(stderr, "another parley process runs on") {
+	if code == 0 || !strings.Contains(stderr, "in use by another parley process; stop it") {
 		t.Errorf("a second process on the file: exit %d, %q; want it refused", code, stderr)
 	}
 

@@ -25,7 +25,7 @@ func lockFile(path string) (*os.File, error) {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%w: another parley process runs on %s; stop it, or run replicas on PostgreSQL", conversation.ErrLocked, path)
+			return nil, fmt.Errorf("%w; stop it, or run replicas on PostgreSQL", conversation.ErrLocked)
 		}
 		return nil, fmt.Errorf("lock %s: %w", name, err)
 	}
