@@ -56,7 +56,7 @@ type hold struct {
 // claim waits until this replica may answer j, and returns the older
 // questions it must answer first (adopted from a dead instance). On
 // success the caller holds the claim and must release it.
-func (e *Engine) claim(j *job) ([]conversation.Message, error) {
+func (e *Engine) claim(j *job) ([]conversation.Question, error) {
 	var since time.Time
 	for try := 0; ; try++ {
 		if try == 1 && j.reply != nil {
@@ -81,7 +81,7 @@ func (e *Engine) claim(j *job) ([]conversation.Message, error) {
 				e.release(j)
 				return nil, err
 			}
-			var older, others []conversation.Message
+			var older, others []conversation.Question
 			mine := false
 			for _, q := range qs {
 				if q.ID == j.user.ID {
@@ -89,9 +89,9 @@ func (e *Engine) claim(j *job) ([]conversation.Message, error) {
 					break
 				}
 				if e.ours(q) {
-					older = append(older, q.Message)
+					older = append(older, q)
 				} else {
-					others = append(others, q.Message)
+					others = append(others, q)
 				}
 			}
 			if !mine {
@@ -130,7 +130,7 @@ func (e *Engine) ours(q conversation.Question) bool {
 	return q.Owner == e.cfg.Owner || q.Owner == "" || !q.OwnerAlive
 }
 
-func sortByID(ms []conversation.Message) {
+func sortByID(ms []conversation.Question) {
 	for i := 1; i < len(ms); i++ {
 		for k := i; k > 0 && ms[k].ID < ms[k-1].ID; k-- {
 			ms[k], ms[k-1] = ms[k-1], ms[k]
@@ -204,8 +204,9 @@ func (e *Engine) release(j *job) {
 }
 
 // adopt makes a job of a stored question that j's instance (or another)
-// accepted and did not answer; it shares j's claim.
-func (e *Engine) adopt(j *job, m conversation.Message) *job {
+// accepted and did not answer; it shares j's claim. replyID is the message
+// that showed it waiting, if one did: the answer is written there.
+func (e *Engine) adopt(j *job, m conversation.Message, replyID string) *job {
 	in := Incoming{
 		Workspace: j.conv.Key.Workspace, Channel: j.conv.Key.Channel, Thread: j.conv.Key.Thread,
 		MessageID: m.PlatformID, Author: m.Author, DM: j.in.DM, Text: m.Text, Attachments: m.Attachments,
@@ -217,6 +218,11 @@ func (e *Engine) adopt(j *job, m conversation.Message) *job {
 	a.reply.expectFirst()
 	a.reply.onGone = func() { cancel(errReplyGone) }
 	a.reply.guard = func(ctx context.Context) error { return e.mayWrite(ctx, a) }
+	if replyID != "" {
+		// What it shows is not known: never a prefix of the answer.
+		a.reply.parts[0].id, a.reply.parts[0].sent = replyID, unknownText
+		a.firstID = replyID
+	}
 	a.reply.posted = func(id string, first bool) {
 		e.mu.Lock()
 		e.active[activeKey(a.p.Name(), in.Workspace, id)] = a

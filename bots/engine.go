@@ -511,8 +511,17 @@ func (e *Engine) Handle(ctx context.Context, p Platform, in Incoming) error {
 			answerID = j.answerID
 		}
 		e.mu.Unlock()
-		if answerID != 0 {
+		switch {
+		case answerID != 0:
 			e.checkpoint(j, answerID, id, "")
+		case first:
+			// A notice that it waits: should this instance die, whoever
+			// answers the question writes the answer into it.
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(j.ctx), 5*time.Second)
+			if err := e.store.SetReply(ctx, j.user.ID, id); err != nil {
+				e.log.Warn("record a queued notice", "conversation", j.conv.ID, "err", err)
+			}
+			cancel()
 		}
 	}
 	if !e.enqueue(j) {
@@ -814,11 +823,11 @@ func (e *Engine) run(j *job) {
 		e.recoverWork(j)
 		return
 	}
-	for _, m := range older {
+	for _, q := range older {
 		if j.ctx.Err() != nil {
 			break
 		}
-		a := e.adopt(j, m)
+		a := e.adopt(j, q.Message, q.ReplyID)
 		e.answer(a)
 		a.cancel(nil)
 		e.forget(a)
@@ -836,30 +845,13 @@ func (e *Engine) unanswered(j *job) {
 		return
 	}
 	if silent(cause) {
+		// A queued notice stays: it is recorded with the question, and
+		// the instance that answers it writes the answer there.
 		j.reply.abandon(cause)
-		if errors.Is(cause, errHandoff) {
-			e.withdraw(j)
-		}
 		return
 	}
 	e.markUnanswered(j)
 	e.finishStopped(j, "", cause)
-}
-
-// withdraw deletes what a handed-over question's reply showed (a queued
-// notice): the instance that answers it posts a reply of its own.
-func (e *Engine) withdraw(j *job) {
-	ids := j.reply.ids()
-	if len(ids) == 0 {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(j.ctx), shutdownFlush)
-	defer cancel()
-	for _, id := range ids {
-		if err := j.p.Delete(ctx, j.dest, id); err != nil {
-			e.log.Warn("delete a handed-over question's notice", "platform", j.p.Name(), "err", err)
-		}
-	}
 }
 
 // forget drops j's entries from the active map, and its reply's claim on

@@ -182,7 +182,7 @@ func (e *Engine) recoverWork(j *job) {
 			continue // another live instance's, or queued here on its own
 		}
 		log.Info("answering a question an instance gone accepted")
-		a := e.adopt(j, q.Message)
+		a := e.adopt(j, q.Message, q.ReplyID)
 		e.answer(a)
 		a.cancel(nil)
 		e.forget(a)
@@ -241,7 +241,7 @@ func (e *Engine) resume(j *job, hist []conversation.Message, m conversation.Mess
 		e.log.Warn("recover: record the failed attempt", "conversation", j.conv.ID, "err", err)
 		return
 	}
-	a := e.adopt(j, *q)
+	a := e.adopt(j, *q, "")
 	a.asst, a.resumed = m, true
 	a.answerID, a.firstID = m.ID, m.PlatformID
 	if m.PlatformID != "" {

@@ -66,7 +66,17 @@ func TestRecoverAnswersAgain(t *testing.T) {
 		return llmtest.Reply{Chunks: llmtest.Words("the whole answer to "+r.Messages[len(r.Messages)-1].Text(), 1)}
 	}
 	_, cut := strand(t, h, "dead-process", "t1", "one", "the whole ans")
-	strand(t, h, "dead-process", "t2", "two", "")
+	// A question that waited behind another, its notice showing.
+	queued, _ := strand(t, h, "dead-process", "t2", "two", "")
+	notice, err := h.p.Post(context.Background(), bots.Destination{Workspace: "W1", Channel: "C1", Thread: "t2"}, "⏳ _Queued: answering the earlier message first…_")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if qs, _ := h.store.Inbox(context.Background(), queued.ID); len(qs) == 1 {
+		if err := h.store.SetReply(context.Background(), qs[0].ID, notice); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// A question whose answer was resumed once already and cut again.
 	twice, cut2 := strand(t, h, "dead-process", "t3", "three", "half again")
 	hist, _ := h.store.History(context.Background(), twice.ID, conversation.HistoryQuery{})
@@ -91,8 +101,8 @@ func TestRecoverAnswersAgain(t *testing.T) {
 			strings.HasSuffix(b["t3"].Text, "_Parley could not answer this: it restarted twice while writing the answer. Please ask again._")
 	})
 	b := byThread(ms)
-	if b["t1"].ID != cut || b["t3"].ID != cut2 {
-		t.Errorf("recovered answers in messages %s and %s, want the cut ones %s and %s", b["t1"].ID, b["t3"].ID, cut, cut2)
+	if b["t1"].ID != cut || b["t3"].ID != cut2 || b["t2"].ID != notice {
+		t.Errorf("recovered answers in messages %s, %s and %s, want the cut ones %s and %s and the queued notice %s", b["t1"].ID, b["t3"].ID, b["t2"].ID, cut, cut2, notice)
 	}
 	if !strings.HasPrefix(b["t3"].Text, "half again") {
 		t.Errorf("the twice-cut answer shows %q, want its text kept", b["t3"].Text)

@@ -84,6 +84,8 @@ type Ops interface {
 	Takeover(ctx context.Context, owner, platform string, ttl time.Duration, everyone bool, limit int) ([]Conversation, error)
 	// UpdateAnswer is UpdateMessage fenced by a claim: it writes m only while owner holds the claim on m's conversation convID with this token, and returns ErrClaimLost, writing nothing, once the claim has changed hands. It returns ErrNotFound for an unknown message.
 	UpdateAnswer(ctx context.Context, convID int64, m Message, owner string, token int64) error
+	// SetReply records platformID as the message that shows question messageID's reply while it waits (a queued notice), so that the instance that answers it writes the answer there; a question no longer waiting is left alone.
+	SetReply(ctx context.Context, messageID int64, platformID string) error
 	// Recent returns platform's conversations with a message stored at or after since (by the store's clock), the most recently active first, at most limit, each with the platform id of its newest message that has one: where an adapter that was disconnected looks for the messages it missed.
 	Recent(ctx context.Context, platform string, since time.Time, limit int) ([]Recent, error)
 }
@@ -107,4 +109,5 @@ type Question struct {
 	Message
 	Owner      string
 	OwnerAlive bool
+	ReplyID    string // the message showing that it waits (SetReply), or ""
 }

@@ -97,7 +97,7 @@ func (s *Store) Seen(ctx context.Context, platform, workspace, eventID string) (
 // the instance that accepted each and whether it is alive by the
 // database's clock.
 func (s *Store) Inbox(ctx context.Context, convID int64) ([]conversation.Question, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+prefixed("q")+`, COALESCE(i.owner, ''),
+	rows, err := s.pool.Query(ctx, `SELECT `+prefixed("q")+`, COALESCE(i.owner, ''), COALESCE(i.reply_id, ''),
 			EXISTS (SELECT 1 FROM replicas r WHERE r.owner = i.owner AND r.expires_at > now())
 		FROM messages q LEFT JOIN inbox i ON i.message_id = q.id
 		WHERE q.conversation_id = $1 AND q.role = 'user'
@@ -109,7 +109,7 @@ func (s *Store) Inbox(ctx context.Context, convID int64) ([]conversation.Questio
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (conversation.Question, error) {
 		var q conversation.Question
 		dest, finish := messageDest(&q.Message)
-		if err := row.Scan(append(dest, &q.Owner, &q.OwnerAlive)...); err != nil {
+		if err := row.Scan(append(dest, &q.Owner, &q.ReplyID, &q.OwnerAlive)...); err != nil {
 			return q, err
 		}
 		return q, finish()
@@ -224,6 +224,14 @@ func (s *Store) UpdateAnswer(ctx context.Context, convID int64, m conversation.M
 		return fmt.Errorf("postgres: update answer %d: %w", m.ID, err)
 	}
 	return fmt.Errorf("postgres: update answer %d: %w", m.ID, conversation.ErrClaimLost)
+}
+
+// SetReply records the message showing that question messageID waits.
+func (s *Store) SetReply(ctx context.Context, messageID int64, platformID string) error {
+	if _, err := s.pool.Exec(ctx, `UPDATE inbox SET reply_id = $1 WHERE message_id = $2`, nullable(platformID), messageID); err != nil {
+		return fmt.Errorf("postgres: set reply of message %d: %w", messageID, err)
+	}
+	return nil
 }
 
 // Recent returns platform's conversations active since since, with the

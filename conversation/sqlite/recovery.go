@@ -96,7 +96,7 @@ func (s *Store) Seen(ctx context.Context, platform, workspace, eventID string) (
 // Inbox returns the questions of convID still waiting for an answer, with
 // the instance that accepted each and whether it is alive.
 func (s *Store) Inbox(ctx context.Context, convID int64) ([]conversation.Question, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT `+prefixed("q")+`, COALESCE(i.owner, ''),
+	rows, err := s.read.QueryContext(ctx, `SELECT `+prefixed("q")+`, COALESCE(i.owner, ''), COALESCE(i.reply_id, ''),
 			EXISTS (SELECT 1 FROM replicas r WHERE r.owner = i.owner AND r.expires_at > ?)
 		FROM messages q LEFT JOIN inbox i ON i.message_id = q.id
 		WHERE q.conversation_id = ? AND q.role = 'user'
@@ -110,7 +110,7 @@ func (s *Store) Inbox(ctx context.Context, convID int64) ([]conversation.Questio
 	for rows.Next() {
 		var q conversation.Question
 		dest, finish := messageDest(&q.Message)
-		if err := rows.Scan(append(dest, &q.Owner, &q.OwnerAlive)...); err != nil {
+		if err := rows.Scan(append(dest, &q.Owner, &q.ReplyID, &q.OwnerAlive)...); err != nil {
 			return nil, fmt.Errorf("sqlite: inbox of conversation %d: %w", convID, err)
 		}
 		if err := finish(); err != nil {
@@ -248,6 +248,14 @@ func (s *Store) UpdateAnswer(ctx context.Context, convID int64, m conversation.M
 		return fmt.Errorf("sqlite: update answer %d: %w", m.ID, err)
 	}
 	return fmt.Errorf("sqlite: update answer %d: %w", m.ID, conversation.ErrClaimLost)
+}
+
+// SetReply records the message showing that question messageID waits.
+func (s *Store) SetReply(ctx context.Context, messageID int64, platformID string) error {
+	if _, err := s.write.ExecContext(ctx, `UPDATE inbox SET reply_id = ? WHERE message_id = ?`, nullable(platformID), messageID); err != nil {
+		return fmt.Errorf("sqlite: set reply of message %d: %w", messageID, err)
+	}
+	return nil
 }
 
 // Recent returns platform's conversations active since since, with the

@@ -97,9 +97,19 @@ func testAccept(t *testing.T, s conversation.Store) {
 	checkInbox(t, o, c.ID, "after one accepted question", "hello@replica-a")
 	heartbeat(t, o, "replica-a", leaseTTL)
 	checkInbox(t, o, c.ID, "once its owner beats", "hello@replica-a+")
+	// The message showing that it waits is kept with it.
+	if err := o.SetReply(ctx(t), q.ID, "9.9"); err != nil {
+		t.Fatalf("SetReply: %v", err)
+	}
+	if qs, err := o.Inbox(ctx(t), c.ID); err != nil || len(qs) != 1 || qs[0].ReplyID != "9.9" {
+		t.Errorf("Inbox after SetReply: got %+v, %v; want the question with reply 9.9", qs, err)
+	}
 	// An answer takes it out of the inbox.
 	mustAppend(t, s, c.ID, conversation.Message{Role: conversation.RoleAssistant, Text: "hi", ReplyTo: q.ID})
 	checkInbox(t, o, c.ID, "once answered")
+	if err := o.SetReply(ctx(t), q.ID, "9.8"); err != nil {
+		t.Errorf("SetReply of a question answered: got %v, want nil (nothing to do)", err)
+	}
 
 	if _, _, err := o.Accept(ctx(t), c.ID+1000, userMessage("x", "9.9"), intake("replica-a")); !errors.Is(err, conversation.ErrNotFound) {
 		t.Errorf("Accept in an unknown conversation: got %v, want ErrNotFound", err)

@@ -13,7 +13,8 @@ CREATE INDEX claims_owner ON claims (owner);
 CREATE TABLE inbox (
 	message_id      bigint PRIMARY KEY REFERENCES messages (id) ON DELETE CASCADE,
 	conversation_id bigint NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
-	owner           text NOT NULL
+	owner           text NOT NULL,
+	reply_id        text -- the platform's message showing it waits, if one does
 );
 CREATE INDEX inbox_owner ON inbox (owner);
 CREATE INDEX inbox_conversation ON inbox (conversation_id);

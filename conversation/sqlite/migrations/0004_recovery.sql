@@ -11,7 +11,8 @@ CREATE INDEX claims_owner ON claims (owner);
 CREATE TABLE inbox (
 	message_id      INTEGER PRIMARY KEY REFERENCES messages (id) ON DELETE CASCADE,
 	conversation_id INTEGER NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
-	owner           TEXT NOT NULL
+	owner           TEXT NOT NULL,
+	reply_id        TEXT -- the platform's message showing it waits, if one does
 );
 CREATE INDEX inbox_owner ON inbox (owner);
 CREATE INDEX inbox_conversation ON inbox (conversation_id);
