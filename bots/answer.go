@@ -17,9 +17,15 @@ func (e *Engine) answer(j *job) {
 	ctx := j.ctx
 	log := e.log.With("platform", j.p.Name(), "conversation", j.conv.ID)
 	model, system := e.settings(ctx, j)
-	asst, _, err := e.store.Append(ctx, j.conv.ID, conversation.Message{
-		Role: conversation.RoleAssistant, Model: model, Status: conversation.StatusStreaming, ReplyTo: j.user.ID,
-	})
+	asst, err := j.asst, error(nil)
+	if asst.ID != 0 {
+		// Resumed: the answer's record exists, and so may its message.
+		asst.Model, asst.Text, asst.Status = model, "", conversation.StatusStreaming
+	} else {
+		asst, _, err = e.store.Append(ctx, j.conv.ID, conversation.Message{
+			Role: conversation.RoleAssistant, Model: model, Status: conversation.StatusStreaming, ReplyTo: j.user.ID,
+		})
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			e.finishStopped(j, "", context.Cause(ctx))
@@ -66,6 +72,10 @@ func (e *Engine) answer(j *job) {
 		asst.PromptTokens, asst.CompletionTokens = usage.PromptTokens, usage.CompletionTokens
 	}
 	cause := context.Cause(ctx)
+	if ctx.Err() != nil && silent(cause) {
+		e.leave(j, asst, text, cause)
+		return
+	}
 	var shown string
 	switch {
 	case ctx.Err() != nil && cause != nil:
@@ -90,6 +100,9 @@ func (e *Engine) answer(j *job) {
 	default:
 		asst.Status = conversation.StatusComplete
 		shown = text
+		if j.resumed {
+			shown = withNotice(text, resumedNotice)
+		}
 	}
 	j.reply.set(shown, true)
 	<-j.reply.finished
@@ -107,9 +120,7 @@ func (e *Engine) answer(j *job) {
 	// Usage first: once the answer is stored as done, the next question
 	// of this person sees its tokens counted.
 	e.recordUsage(sctx, j, model, asst)
-	if err := e.store.UpdateMessage(sctx, asst); err != nil {
-		log.Error("store answer", "err", err)
-	}
+	e.finalUpdate(j, asst)
 	outcome := string(asst.Status)
 	if ctx.Err() != nil && cause != nil {
 		outcome = "stopped"
@@ -200,6 +211,85 @@ func (e *Engine) recordUsage(ctx context.Context, j *job, model string, asst con
 	}
 }
 
+// resumedNotice ends an answer written again by the instance that took it
+// over.
+const resumedNotice = "🔁 _Resumed: Parley restarted while writing this answer, and wrote it again._"
+
+// leave ends an answer whose work belongs to another instance now, without
+// a word on the platform: its claim was lost (the new owner writes it), or
+// it is handed over at shutdown (what it showed is saved, for the next
+// owner to replace).
+func (e *Engine) leave(j *job, asst conversation.Message, text string, cause error) {
+	j.reply.abandon(cause)
+	<-j.reply.finished
+	if errors.Is(cause, errHandoff) {
+		e.mu.Lock()
+		id := j.firstID
+		e.mu.Unlock()
+		e.checkpoint(j, asst.ID, id, text)
+		e.log.Info("answer handed over", "platform", j.p.Name(), "conversation", j.conv.ID)
+		return
+	}
+	e.log.Info("answer left to the instance that took it over", "platform", j.p.Name(), "conversation", j.conv.ID)
+}
+
+// finalUpdate stores a finished answer. The answer is complete on the
+// platform, so it must be in the store: the write is retried until it
+// lands, the claim is lost (the new owner writes it), or the process
+// stops. A claim renewed meanwhile keeps other instances off.
+func (e *Engine) finalUpdate(j *job, asst conversation.Message) {
+	wait := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(j.ctx), 10*time.Second)
+		err := e.writeAnswer(ctx, j, asst)
+		cancel()
+		switch {
+		case err == nil:
+			if attempt > 1 {
+				e.log.Info("answer stored after retries", "conversation", j.conv.ID, "attempts", attempt)
+			}
+			return
+		case errors.Is(err, errClaimLost), errors.Is(err, conversation.ErrNotFound):
+			e.log.Warn("answer not stored", "conversation", j.conv.ID, "err", err)
+			return
+		}
+		e.log.Error("store answer, retrying", "conversation", j.conv.ID, "attempt", attempt, "in", wait, "err", err)
+		stop := e.runCtx.Done()
+		if e.runCtx.Err() != nil {
+			if attempt >= 5 {
+				e.log.Error("answer not stored: shutting down", "conversation", j.conv.ID)
+				return
+			}
+			stop = nil
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-stop:
+			t.Stop()
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+}
+
+// writeAnswer writes j's answer record, fenced by j's claim where it has
+// one.
+func (e *Engine) writeAnswer(ctx context.Context, j *job, m conversation.Message) error {
+	token := int64(0)
+	if j.hold != nil {
+		token = j.hold.token.Load()
+	}
+	if token == 0 {
+		return e.store.UpdateMessage(ctx, m)
+	}
+	err := e.store.UpdateAnswer(ctx, j.conv.ID, m, e.cfg.Owner, token)
+	if errors.Is(err, conversation.ErrClaimLost) {
+		e.lose(j)
+		return errClaimLost
+	}
+	return err
+}
+
 // checkpointEvery is how often a streaming answer's text is saved.
 const checkpointEvery = 3 * time.Second
 
@@ -208,11 +298,17 @@ func (e *Engine) checkpoint(j *job, answerID int64, platformID, text string) {
 	if answerID == 0 {
 		return
 	}
-	err := e.store.UpdateMessage(j.ctx, conversation.Message{
+	ctx := j.ctx
+	if context.Cause(ctx) == errHandoff {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), shutdownFlush)
+		defer cancel()
+	}
+	err := e.writeAnswer(ctx, j, conversation.Message{
 		ID: answerID, Role: conversation.RoleAssistant, PlatformID: platformID, Text: text,
 		Status: conversation.StatusStreaming, ReplyTo: j.user.ID,
 	})
-	if err != nil && j.ctx.Err() == nil {
+	if err != nil && ctx.Err() == nil && !errors.Is(err, errClaimLost) {
 		e.log.Warn("save streaming answer", "conversation", j.conv.ID, "err", err)
 	}
 }
@@ -408,6 +504,10 @@ func (e *Engine) progress(j *job, done <-chan struct{}) {
 
 // finishStopped ends a job that was stopped before or while answering.
 func (e *Engine) finishStopped(j *job, text string, cause error) {
+	if silent(cause) {
+		j.reply.abandon(cause)
+		return
+	}
 	r := j.reply
 	r.mu.Lock()
 	flushing := r.flushing

@@ -37,7 +37,9 @@ type Config struct {
 	// after the answer ended; default 2 minutes.
 	FinishTimeout time.Duration
 	// ShutdownGrace is how long replies in flight may go on once Run's
-	// context ends; the rest are then cut with a notice. Default 25 s.
+	// context ends; the rest are then handed over (or, with RecoverMark, cut
+	// with a notice). Default 20 s: with the handover, within the 30 s a
+	// Kubernetes pod gets by default.
 	ShutdownGrace time.Duration
 	Observer      Observer // default: none
 	// Media fetches the files an answer links to, for platforms that take
@@ -66,11 +68,22 @@ type Config struct {
 	// default 1 minute.
 	OrderWait time.Duration
 	// HeartbeatEvery is how often this replica renews its lease in the
-	// store and re-divides the platforms' budgets between the replicas
-	// alive; default 5 s (a lease lasts three times as long).
+	// store, re-divides the platforms' budgets between the replicas alive
+	// and takes over the work of instances whose lease lapsed; default 1 s
+	// (a lease lasts five beats, so a dead instance's work is taken over
+	// within about six).
 	HeartbeatEvery time.Duration
-	Now            func() time.Time
-	Logger         *slog.Logger
+	// Recovery says what becomes of an answer an instance left unfinished
+	// (killed, or shut down before it ended): RecoverAnswer (the default)
+	// answers the question again in the same reply, RecoverMark only says
+	// that it was interrupted.
+	Recovery RecoveryMode
+	// Alone says that no other instance shares the store (an SQLite file
+	// this process holds): at start every claim of another instance is
+	// that of a dead one, taken over at once.
+	Alone  bool
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 // Causes of a stream's end other than the answer's own end.
@@ -79,6 +92,15 @@ var (
 	errStopReaction = errors.New("stopped by a reaction")
 	errReplyGone    = errors.New("the reply was deleted")
 	errShutdown     = errors.New("parley is shutting down")
+)
+
+// RecoveryMode is what a takeover does with an unfinished answer.
+type RecoveryMode string
+
+// Recovery modes (RECOVERY_MODE).
+const (
+	RecoverAnswer RecoveryMode = "answer" // answer again, in the same reply
+	RecoverMark   RecoveryMode = "mark"   // say that it was interrupted
 )
 
 // Engine answers messages. Create it with New and run it with Run; Handle
@@ -104,6 +126,18 @@ type Engine struct {
 	// recovered are the platforms Recover ran for; Run repeats it.
 	recovered map[string]Platform
 	active    map[string]*job // by "platform/workspace/message id": questions and replies
+	// recovering are the conversations with a recovery job queued or
+	// running.
+	recovering map[int64]bool
+
+	// The lease, by this process's monotonic clock: until when the last
+	// heartbeat keeps it surely alive, and an epoch that grows whenever
+	// heartbeats lapsed for longer than a lease (the process may have
+	// been taken for dead meanwhile).
+	leaseMu    sync.Mutex
+	lastBeat   time.Time
+	leaseUntil time.Time
+	leaseEpoch int64
 }
 
 // New returns an Engine.
@@ -126,7 +160,7 @@ func New(cfg Config, store conversation.Store, client *llm.Client) *Engine {
 		cfg.FinishTimeout = 2 * time.Minute
 	}
 	if cfg.ShutdownGrace <= 0 {
-		cfg.ShutdownGrace = 25 * time.Second
+		cfg.ShutdownGrace = 20 * time.Second
 	}
 	if cfg.Observer == nil {
 		cfg.Observer = nopObserver{}
@@ -141,7 +175,10 @@ func New(cfg Config, store conversation.Store, client *llm.Client) *Engine {
 		cfg.OrderWait = time.Minute
 	}
 	if cfg.HeartbeatEvery <= 0 {
-		cfg.HeartbeatEvery = 5 * time.Second
+		cfg.HeartbeatEvery = time.Second
+	}
+	if cfg.Recovery == "" {
+		cfg.Recovery = RecoverAnswer
 	}
 	if cfg.Owner == "" {
 		host, _ := os.Hostname()
@@ -149,14 +186,15 @@ func New(cfg Config, store conversation.Store, client *llm.Client) *Engine {
 	}
 	e := &Engine{
 		cfg: cfg, store: store, llm: client, log: cfg.Logger, obs: cfg.Observer,
-		sched:     newScheduler(cfg.Now),
-		sem:       make(chan struct{}, cfg.MaxConcurrent),
-		users:     &userLimiter{rate: cfg.UserRate, buckets: make(map[string]*bucket)},
-		stop:      make(map[string]bool),
-		started:   make(chan struct{}),
-		queues:    make(map[int64]*queue),
-		recovered: make(map[string]Platform),
-		active:    make(map[string]*job),
+		sched:      newScheduler(cfg.Now),
+		sem:        make(chan struct{}, cfg.MaxConcurrent),
+		users:      &userLimiter{rate: cfg.UserRate, buckets: make(map[string]*bucket)},
+		stop:       make(map[string]bool),
+		started:    make(chan struct{}),
+		queues:     make(map[int64]*queue),
+		recovered:  make(map[string]Platform),
+		active:     make(map[string]*job),
+		recovering: make(map[int64]bool),
 	}
 	for _, s := range cfg.StopEmoji {
 		e.stop[strings.Trim(s, ": ")] = true
@@ -164,22 +202,27 @@ func New(cfg Config, store conversation.Store, client *llm.Client) *Engine {
 	return e
 }
 
-// Run runs the engine until ctx ends. Then it takes no new messages, lets
-// the replies in flight finish within ShutdownGrace, cuts the rest (each
-// says so) and waits for them.
+// Run runs the engine until ctx ends. Then it takes no new messages and
+// lets the replies in flight finish within ShutdownGrace, heartbeating on.
+// What is still running then is handed over (RecoverAnswer): left
+// unfinished in the store, for another instance, or the next start, to
+// resume at once once this one leaves; or, with RecoverMark, cut with a
+// notice.
 func (e *Engine) Run(ctx context.Context) error {
 	// Replies live in runCtx, which outlives ctx by the grace period.
 	runCtx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	e.runCtx = runCtx
+	e.heartbeat(runCtx)
 	close(e.started)
 	sweep := time.NewTicker(10 * time.Minute)
 	defer sweep.Stop()
 	recovery := time.NewTicker(recoverEvery)
 	defer recovery.Stop()
-	e.heartbeat(runCtx)
 	beat := time.NewTicker(e.cfg.HeartbeatEvery)
 	defer beat.Stop()
 	defer func() {
+		// Leaving ends the lease at once: whatever this instance still
+		// holds is taken over at the next heartbeat of another.
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		if err := e.store.Leave(lctx, e.cfg.Owner); err != nil {
@@ -190,18 +233,19 @@ func (e *Engine) Run(ctx context.Context) error {
 		select {
 		case <-beat.C:
 			e.heartbeat(runCtx)
+			e.takeover(runCtx, false)
 			continue
 		case <-sweep.C:
 			e.sched.sweep(10 * time.Minute)
 			continue
 		case <-recovery.C:
-			// Another replica may have died mid-answer: once its claims
-			// lapse, its stranded answers are corrected here.
+			// Answers left streaming outside any claim (an older build,
+			// a final update that never landed) are found here.
 			e.mu.Lock()
 			ps := slices.Collect(maps.Values(e.recovered))
 			e.mu.Unlock()
 			for _, p := range ps {
-				if err := e.Recover(runCtx, p); err != nil {
+				if err := e.recoverStranded(runCtx, p); err != nil {
 					e.log.Warn("recover interrupted answers", "platform", p.Name(), "err", err)
 				}
 			}
@@ -220,10 +264,25 @@ func (e *Engine) Run(ctx context.Context) error {
 	}()
 	grace := time.NewTimer(e.cfg.ShutdownGrace)
 	defer grace.Stop()
-	select {
-	case <-idle:
-	case <-grace.C:
-		e.log.Warn("shutdown grace over: cutting the replies still streaming")
+wait:
+	for {
+		select {
+		case <-idle:
+			break wait
+		case <-beat.C:
+			// The lease must hold while answers finish, or another
+			// instance would take them over under our feet.
+			e.heartbeat(runCtx)
+		case <-grace.C:
+			if e.cfg.Recovery == RecoverMark {
+				e.log.Warn("shutdown grace over: cutting the replies still streaming")
+				cancel(errShutdown)
+			} else {
+				e.log.Warn("shutdown grace over: handing the answers still running over")
+				cancel(errHandoff)
+			}
+			break wait
+		}
 	}
 	cancel(errShutdown)
 	<-idle
@@ -234,18 +293,50 @@ func (e *Engine) Run(ctx context.Context) error {
 // limits belong to the workspace, not to a process. Each replica renews a
 // lease in the store (timed by the database's clock) and divides every
 // budget by the number of live leases.
+// leaseBeats is how many heartbeats a lease lasts: a few missed beats (a
+// loaded host, a slow query) do not make an instance taken for dead.
+const leaseBeats = 5
+
 // heartbeat renews this replica's lease and re-divides the budgets
 // between the replicas alive. A store that cannot answer leaves the share
 // as it was.
 func (e *Engine) heartbeat(ctx context.Context) {
-	live, err := e.store.Heartbeat(ctx, e.cfg.Owner, 3*e.cfg.HeartbeatEvery)
+	ttl := leaseBeats * e.cfg.HeartbeatEvery
+	began := time.Now()
+	live, err := e.store.Heartbeat(ctx, e.cfg.Owner, ttl)
 	if err != nil {
 		if ctx.Err() == nil {
 			e.log.Warn("replica heartbeat", "err", err)
 		}
 		return
 	}
+	e.leaseMu.Lock()
+	if !e.lastBeat.IsZero() && began.Sub(e.lastBeat) >= ttl {
+		// The lease may have lapsed in between: another instance may have
+		// taken this one's work. Each claim is confirmed before its
+		// reply writes again.
+		e.leaseEpoch++
+		e.log.Warn("heartbeats lapsed for longer than a lease: confirming claims", "gap", began.Sub(e.lastBeat).Round(time.Millisecond))
+	}
+	// The store's lease began no earlier than the call did.
+	e.lastBeat, e.leaseUntil = began, began.Add(ttl)
+	e.leaseMu.Unlock()
 	e.sched.setShare(len(live))
+}
+
+// epoch returns the lease epoch (see heartbeat).
+func (e *Engine) epoch() int64 {
+	e.leaseMu.Lock()
+	defer e.leaseMu.Unlock()
+	return e.leaseEpoch
+}
+
+// leaseFresh reports whether this instance's lease surely holds and a
+// claim confirmed in epoch still does.
+func (e *Engine) leaseFresh(epoch int64) bool {
+	e.leaseMu.Lock()
+	defer e.leaseMu.Unlock()
+	return epoch == e.leaseEpoch && time.Now().Before(e.leaseUntil)
 }
 
 // Replicas returns how many replicas this one divides the platforms'
@@ -297,6 +388,13 @@ type job struct {
 	firstID  string
 	queued   time.Time     // when it was accepted
 	started  chan struct{} // closed when its turn comes
+
+	hold     *hold // the conversation's claim, shared with adopted jobs
+	recovery bool  // takes over a conversation's unfinished work (recover.go)
+	// asst is the stored answer to write into, when it exists already (a
+	// resumed answer); resumed says so.
+	asst    conversation.Message
+	resumed bool
 }
 
 // queuedNoticeAfter is how long a message waits behind another of its
@@ -335,22 +433,34 @@ func (e *Engine) Handle(ctx context.Context, p Platform, in Incoming) error {
 	// (Slack retries), or as two events (a Slack mention is both an
 	// app_mention and a message). Both are recognized through the store,
 	// so also across replicas, before anything is counted or run; the
-	// second only for messages the bot answers.
-	if first, err := e.firstTime(ctx, p, in.Workspace, in.EventID); err != nil || !first {
+	// second only for messages the bot answers. An event is marked as seen
+	// only with what it caused: in the transaction that stores its
+	// message, so that a retry after a failed write is answered.
+	if seen, err := e.seen(ctx, p, in.Workspace, in.EventID); err != nil || seen {
 		return err
 	}
 	conv, ok, err := e.route(ctx, p, in)
 	if err != nil || !ok {
 		return err
 	}
-	if first, err := e.firstTime(ctx, p, in.Workspace, messageEventID(in)); err != nil || !first {
+	msgEvent := messageEventID(in)
+	if seen, err := e.seen(ctx, p, in.Workspace, msgEvent); err != nil || seen {
 		return err
+	}
+	var events []string
+	for _, id := range []string{in.EventID, msgEvent} {
+		if id != "" {
+			events = append(events, id)
+		}
 	}
 	dest := Destination{
 		Workspace: in.Workspace, Channel: in.Channel, Thread: conv.Key.Thread,
 		ReplyTo: in.MessageID, User: in.Author, UserTeam: in.AuthorTeam, DM: in.DM,
 	}
 	if refusal := e.admit(ctx, p, in); refusal != "" {
+		if first, err := e.firstTime(ctx, p, in.Workspace, events...); err != nil || !first {
+			return err
+		}
 		if refusal != "-" && e.track() {
 			go func() {
 				defer e.wg.Done()
@@ -360,6 +470,9 @@ func (e *Engine) Handle(ctx context.Context, p Platform, in Incoming) error {
 		return nil
 	}
 	if name, args, ok := parseCommand(in.Text); ok {
+		if first, err := e.firstTime(ctx, p, in.Workspace, events...); err != nil || !first {
+			return err
+		}
 		cmd := Command{Workspace: in.Workspace, Channel: in.Channel, Thread: conv.Key.Thread, User: in.Author, UserTeam: in.AuthorTeam, Roles: in.Roles, DM: in.DM, Name: name, Args: args}
 		if !e.track() {
 			return errors.New("bots: engine is shutting down")
@@ -370,20 +483,23 @@ func (e *Engine) Handle(ctx context.Context, p Platform, in Incoming) error {
 		}()
 		return nil
 	}
-	user, created, err := e.store.Append(ctx, conv.ID, conversation.Message{
+	user, created, err := e.store.Accept(ctx, conv.ID, conversation.Message{
 		Role: conversation.RoleUser, Author: in.Author, PlatformID: in.MessageID,
 		Text: in.Text, Status: conversation.StatusComplete, Attachments: in.Attachments,
-	})
+	}, conversation.Intake{Owner: e.cfg.Owner, Platform: p.Name(), Workspace: in.Workspace, Events: events, TTL: time.Hour})
 	if err != nil {
-		return fmt.Errorf("bots: store message: %w", err)
+		return fmt.Errorf("bots: store message: %w: %w", ErrNotStored, err)
 	}
 	if !created {
-		// The same message again (a mention delivered as two events).
+		// The same message again (a retry, or a mention delivered as two
+		// events).
+		e.log.Debug("duplicate event ignored", "platform", p.Name(), "event", in.EventID)
 		return nil
 	}
 	jctx, cancel := context.WithCancelCause(runCtx)
-	j := &job{p: p, in: in, conv: conv, user: user, dest: dest, ctx: jctx, cancel: cancel, queued: time.Now(), started: make(chan struct{})}
+	j := &job{p: p, in: in, conv: conv, user: user, dest: dest, ctx: jctx, cancel: cancel, queued: time.Now(), started: make(chan struct{}), hold: &hold{}}
 	j.reply = newReply(e, p, dest)
+	j.reply.guard = func(ctx context.Context) error { return e.mayWrite(ctx, j) }
 	// From now on progress indicators leave this reply's first text its
 	// budget, also while the question waits for its turn.
 	j.reply.expectFirst()
@@ -403,8 +519,17 @@ func (e *Engine) Handle(ctx context.Context, p Platform, in Incoming) error {
 			answerID = j.answerID
 		}
 		e.mu.Unlock()
-		if answerID != 0 {
+		switch {
+		case answerID != 0:
 			e.checkpoint(j, answerID, id, "")
+		case first:
+			// A notice that it waits: should this instance die, whoever
+			// answers the question writes the answer into it.
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(j.ctx), 5*time.Second)
+			if err := e.store.SetReply(ctx, j.user.ID, id); err != nil {
+				e.log.Warn("record a queued notice", "conversation", j.conv.ID, "err", err)
+			}
+			cancel()
 		}
 	}
 	if !e.enqueue(j) {
@@ -412,6 +537,28 @@ func (e *Engine) Handle(ctx context.Context, p Platform, in Incoming) error {
 		return errors.New("bots: engine is shutting down")
 	}
 	return nil
+}
+
+// ErrNotStored is wrapped by Handle's error when the message could not be
+// stored (the store is down): nothing was marked seen, so a platform's
+// retry of the event is answered.
+var ErrNotStored = errors.New("the message could not be stored")
+
+// notStoredNotice tells a person Parley could not keep their message.
+const notStoredNotice = "⚠️ _Parley could not save your message (its database did not answer), so it cannot answer it. Please send it again in a minute._"
+
+// NotStored tells the person who addressed Parley (a mention, a DM) that
+// their message could not be stored, where the platform will not deliver
+// it again (Discord): the alternative is silence.
+func (e *Engine) NotStored(p Platform, in Incoming) {
+	if in.AuthorIsBot || (!in.Mentioned && !in.DM) || !e.track() {
+		return
+	}
+	dest := Destination{Workspace: in.Workspace, Channel: in.Channel, Thread: in.Thread, ReplyTo: in.MessageID, User: in.Author, DM: in.DM}
+	go func() {
+		defer e.wg.Done()
+		e.say(e.runCtx, p, dest, notStoredNotice)
+	}()
 }
 
 // say posts text at dest as a reply of its own, paced and retried like
@@ -442,18 +589,34 @@ func (e *Engine) track() bool {
 	return true
 }
 
-// firstTime records id as seen and reports whether it is new; an empty id
-// is always new.
-func (e *Engine) firstTime(ctx context.Context, p Platform, workspace, id string) (bool, error) {
+// seen reports whether event id was seen already; an empty id never was.
+func (e *Engine) seen(ctx context.Context, p Platform, workspace, id string) (bool, error) {
 	if id == "" {
-		return true, nil
+		return false, nil
 	}
-	first, err := e.store.MarkEvent(ctx, p.Name(), workspace, id, time.Hour)
+	seen, err := e.store.Seen(ctx, p.Name(), workspace, id)
 	if err != nil {
-		return false, fmt.Errorf("bots: mark event: %w", err)
+		return false, fmt.Errorf("bots: look up event: %w", err)
+	}
+	if seen {
+		e.log.Debug("duplicate event ignored", "platform", p.Name(), "event", id)
+	}
+	return seen, nil
+}
+
+// firstTime records ids as seen and reports whether all are new, for
+// events that store no message (commands, refusals).
+func (e *Engine) firstTime(ctx context.Context, p Platform, workspace string, ids ...string) (bool, error) {
+	first := true
+	for _, id := range ids {
+		f, err := e.store.MarkEvent(ctx, p.Name(), workspace, id, time.Hour)
+		if err != nil {
+			return false, fmt.Errorf("bots: mark event: %w", err)
+		}
+		first = first && f
 	}
 	if !first {
-		e.log.Debug("duplicate event ignored", "platform", p.Name(), "event", id)
+		e.log.Debug("duplicate event ignored", "platform", p.Name(), "event", ids)
 	}
 	return first, nil
 }
@@ -512,14 +675,16 @@ func (e *Engine) enqueue(j *job) bool {
 	if e.closing {
 		return false
 	}
-	e.active[activeKey(j.p.Name(), j.in.Workspace, j.in.MessageID)] = j
+	if !j.recovery {
+		e.active[activeKey(j.p.Name(), j.in.Workspace, j.in.MessageID)] = j
+	}
 	q := e.queues[j.conv.ID]
 	if q == nil {
 		q = &queue{}
 		e.queues[j.conv.ID] = q
 	}
 	q.jobs = append(q.jobs, j)
-	if q.running {
+	if q.running && j.reply != nil {
 		// Show that it waits for the answer before it, unless that one is
 		// just finishing.
 		e.wg.Add(1)
@@ -609,29 +774,39 @@ func (e *Engine) startFlush(j *job) {
 // run answers one job, holding one of the MaxConcurrent slots.
 func (e *Engine) run(j *job) {
 	close(j.started)
+	if j.recovery {
+		defer func() {
+			e.mu.Lock()
+			delete(e.recovering, j.conv.ID)
+			e.mu.Unlock()
+		}()
+	}
 	defer e.forget(j)
 	defer j.cancel(nil)
 	select {
 	case e.sem <- struct{}{}:
 	default:
-		j.reply.setPlaceholder("⏳ _Queued: Parley is busy, answering soon…_")
-		e.startFlush(j)
+		if j.reply != nil {
+			j.reply.setPlaceholder("⏳ _Queued: Parley is busy, answering soon…_")
+			e.startFlush(j)
+		}
 		select {
 		case e.sem <- struct{}{}:
 		case <-j.ctx.Done():
-			e.markUnanswered(j)
-			e.finishStopped(j, "", context.Cause(j.ctx))
+			e.unanswered(j)
 			return
 		}
 	}
 	defer func() { <-e.sem }()
 	older, err := e.claim(j)
 	if err != nil {
-		if j.ctx.Err() == nil {
+		if j.ctx.Err() == nil && !errors.Is(err, errTaken) {
 			e.log.Error("claim conversation", "conversation", j.conv.ID, "err", err)
 		}
-		e.markUnanswered(j)
-		e.finishStopped(j, "", context.Cause(j.ctx))
+		if errors.Is(err, errTaken) {
+			j.cancel(errTaken)
+		}
+		e.unanswered(j)
 		return
 	}
 	defer e.release(j)
@@ -652,20 +827,49 @@ func (e *Engine) run(j *job) {
 			}
 		}
 	}()
-	for _, m := range older {
-		a := e.adopt(j, m)
+	if j.recovery {
+		e.recoverWork(j)
+		return
+	}
+	for _, q := range older {
+		if j.ctx.Err() != nil {
+			break
+		}
+		a := e.adopt(j, q.Message, q.ReplyID)
 		e.answer(a)
 		a.cancel(nil)
+		e.forget(a)
 	}
 	e.answer(j)
+}
+
+// unanswered ends a job that never got to answer: stopped or cut before
+// its turn (it says so, and is marked unanswered so that it holds up no
+// later question), or taken over or handed over (silently: another
+// instance answers it).
+func (e *Engine) unanswered(j *job) {
+	cause := context.Cause(j.ctx)
+	if j.recovery {
+		return
+	}
+	if silent(cause) {
+		// A queued notice stays: it is recorded with the question, and
+		// the instance that answers it writes the answer there.
+		j.reply.abandon(cause)
+		return
+	}
+	e.markUnanswered(j)
+	e.finishStopped(j, "", cause)
 }
 
 // forget drops j's entries from the active map, and its reply's claim on
 // the budget of a first text.
 func (e *Engine) forget(j *job) {
-	j.reply.mu.Lock()
-	j.reply.shownFirstLocked()
-	j.reply.mu.Unlock()
+	if j.reply != nil {
+		j.reply.mu.Lock()
+		j.reply.shownFirstLocked()
+		j.reply.mu.Unlock()
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for k, v := range e.active {

@@ -545,7 +545,7 @@ func TestHandleBeforeRunFails(t *testing.T) {
 }
 
 func TestRecoverCorrectsInterruptedAnswers(t *testing.T) {
-	h := newHarness(t, botstest.SlackLike, bots.Config{})
+	h := newHarness(t, botstest.SlackLike, bots.Config{Recovery: bots.RecoverMark})
 	ctx := context.Background()
 	// An answer being streamed when the process died: its message shows
 	// some text, and the store holds it as streaming.
@@ -563,10 +563,10 @@ func TestRecoverCorrectsInterruptedAnswers(t *testing.T) {
 	if err := h.engine.Recover(ctx, h.p); err != nil {
 		t.Fatal(err)
 	}
-	ms := h.p.Messages()
-	if len(ms) != 2 || !strings.HasPrefix(ms[0].Text, "half an ans\n\n⚠️ _Interrupted") || !strings.Contains(ms[1].Text, "Interrupted") || ms[1].Dest.Thread != "m7" {
-		t.Fatalf("messages after recovery: %+v", ms)
-	}
+	h.waitMessages(t, "both answers corrected", func(ms []botstest.Message) bool {
+		return len(ms) == 2 && strings.HasPrefix(ms[0].Text, "half an ans\n\n⚠️ _Interrupted") && strings.Contains(ms[1].Text, "Interrupted") && ms[1].Dest.Thread == "m7"
+	})
+	h.waitStored(t, conversation.Key{Platform: "fake", Workspace: "W1", Channel: "C2", Thread: "m7"}, 1)
 	left, err := h.store.Stranded(ctx, "fake")
 	if err != nil || len(left) != 0 {
 		t.Fatalf("still stranded after recovery: %v, %v", left, err)
@@ -669,7 +669,7 @@ func TestShutdownCutsStreamsAfterGrace(t *testing.T) {
 	}
 	defer store.Close()
 	client, _ := llm.New(llm.Config{BaseURL: srv.BaseURL(), APIKey: "k", DefaultModel: "fake-small"})
-	e := bots.New(bots.Config{DefaultModel: "fake-small", ShutdownGrace: 200 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)}, store, client)
+	e := bots.New(bots.Config{DefaultModel: "fake-small", ShutdownGrace: 200 * time.Millisecond, Recovery: bots.RecoverMark, Logger: slog.New(slog.DiscardHandler)}, store, client)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); e.Run(ctx) }()

@@ -42,6 +42,9 @@ type reply struct {
 	onGone   func()                      // called when the platform says the reply is gone
 	dropped  func(id string)             // called for a placeholder message given up
 	bg       sync.WaitGroup              // deletions of placeholders given up
+	// guard, when set, is asked before each platform call; its error
+	// stops the call (errClaimLost: the reply is another instance's now).
+	guard func(ctx context.Context) error
 
 	mu          sync.Mutex
 	text        string // the whole reply: answer, then any notice
@@ -380,6 +383,26 @@ func (r *reply) observe(c Call, draws []draw, asked, granted time.Time, err erro
 	r.log.Debug("rate limited", "platform", r.p.Name(), "call", c.String(), "retry_after", rl.RetryAfter, "global", rl.Global)
 }
 
+// allowed asks the guard whether the reply may call the platform now.
+func (r *reply) allowed(ctx context.Context) error {
+	if r.guard == nil {
+		return nil
+	}
+	return r.guard(ctx)
+}
+
+// abandon stops the reply without a word more: another instance owns it.
+func (r *reply) abandon(cause error) {
+	r.mu.Lock()
+	if r.gone == nil {
+		r.gone = cause
+	}
+	r.done = true
+	r.markDone()
+	r.mu.Unlock()
+	r.signal()
+}
+
 // call makes one paced call of kind c outside a message's text (progress,
 // uploads, deletions): it waits for the budgets, calls f and counts it.
 func (r *reply) call(ctx context.Context, c Call, prio priority, f func() error) error {
@@ -389,6 +412,9 @@ func (r *reply) call(ctx context.Context, c Call, prio priority, f func() error)
 		return err
 	}
 	granted := r.sched.now()
+	if err := r.allowed(ctx); err != nil {
+		return err
+	}
 	err := f()
 	r.observe(c, ds, asked, granted, err)
 	return err
@@ -459,6 +485,11 @@ func (r *reply) flush(ctx context.Context) {
 			}
 			r.mu.Unlock()
 			r.log.Debug("message too long, splitting smaller", "platform", r.p.Name())
+		case errors.Is(err, errClaimLost):
+			r.mu.Lock()
+			r.gone = err
+			r.mu.Unlock()
+			return
 		case errors.Is(err, ErrGone):
 			r.mu.Lock()
 			r.gone = err
@@ -593,6 +624,9 @@ func (r *reply) post(ctx context.Context, o op) error {
 	if text == "" {
 		return nil
 	}
+	if err := r.allowed(ctx); err != nil {
+		return err
+	}
 	id, err := r.p.Post(ctx, r.dest, text)
 	r.observe(CallPost, ds, asked, granted, err)
 	if err != nil {
@@ -625,6 +659,10 @@ func (r *reply) startStream(ctx context.Context, o op) (bool, error) {
 	r.resplitLocked(o.index)
 	text := r.shownLocked(o.index)
 	r.mu.Unlock()
+	if err := r.allowed(ctx); err != nil {
+		r.sched.unreserve(stop...)
+		return false, err
+	}
 	id, err := r.streamer.StartStream(ctx, r.dest, text)
 	r.observe(CallStart, ds, asked, granted, err)
 	if err != nil {
@@ -713,6 +751,9 @@ func (r *reply) edit(ctx context.Context, o op) error {
 	r.mu.Unlock()
 	if text == "" {
 		return nil
+	}
+	if err := r.allowed(ctx); err != nil {
+		return err
 	}
 	err := r.p.Edit(ctx, r.dest, id, text, final)
 	r.observe(CallEdit, ds, asked, granted, err)
@@ -815,6 +856,9 @@ func (r *reply) stream(ctx context.Context, o op) error {
 	if !strings.HasPrefix(text, sent) {
 		// Cannot happen: a part's text only grows. End it as it is.
 		text = sent
+	}
+	if err := r.allowed(ctx); err != nil {
+		return err
 	}
 	var err error
 	if c == CallStop {

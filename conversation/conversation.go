@@ -20,6 +20,13 @@ var (
 	// ErrNewerSchema is returned when opening a database written by a newer
 	// Parley: it is refused rather than downgraded.
 	ErrNewerSchema = errors.New("database schema is newer than this build of parley")
+	// ErrClaimLost is returned by a write fenced by a claim (UpdateAnswer)
+	// once the claim belongs to another instance: the writer was taken for
+	// dead and its work taken over.
+	ErrClaimLost = errors.New("the conversation's claim was taken over")
+	// ErrLocked is returned when opening a database that another live
+	// process holds for itself (an SQLite file opened exclusively).
+	ErrLocked = errors.New("the database is in use by another parley process")
 )
 
 // Key identifies a conversation. Nothing is ever read across a

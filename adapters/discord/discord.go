@@ -67,6 +67,11 @@ type Options struct {
 	// DefaultMaxUploadBytes (10 MiB). Set it to the limit of the server's
 	// boost level (50 MiB at level 2, 100 MiB at level 3) to upload more.
 	MaxUploadBytes int64
+	// CatchUp bounds how far back Parley reads the messages it missed,
+	// after a start or a reconnect that could not resume; default
+	// DefaultCatchUp (10 minutes), negative turns the catch-up after a
+	// start off.
+	CatchUp time.Duration
 }
 
 // intents are the gateway intents Parley needs, and no more: guilds (thread
@@ -119,6 +124,7 @@ type Adapter struct {
 	botID    string
 	appID    string
 	readies  int
+	seeded   bool                  // the first backfill read the store's recent conversations
 	conns    map[net.Conn]struct{} // gateway connections, closed on shutdown
 	running  bool
 	stopping bool

@@ -166,11 +166,22 @@ type watchedStore struct {
 
 func (s *watchedStore) UpdateMessage(ctx context.Context, m conversation.Message) error {
 	err := s.Store.UpdateMessage(ctx, m)
+	s.notify()
+	return err
+}
+
+// UpdateAnswer is how the engine writes an answer under its claim.
+func (s *watchedStore) UpdateAnswer(ctx context.Context, convID int64, m conversation.Message, owner string, token int64) error {
+	err := s.Store.UpdateAnswer(ctx, convID, m, owner, token)
+	s.notify()
+	return err
+}
+
+func (s *watchedStore) notify() {
 	s.mu.Lock()
 	close(s.changed)
 	s.changed = make(chan struct{})
 	s.mu.Unlock()
-	return err
 }
 
 // awaitAnswerStored waits until the engine stored the answer posted as

@@ -272,12 +272,12 @@ func (a *Adapter) onReady(r *discordgo.Ready) {
 	}
 	a.readies++
 	a.log.Info("gateway session ready", "shard", a.opts.ShardID, "sessions", a.readies)
-	if a.readies > 1 {
-		// A new session, not a resumed one: the events of the gap are lost.
-		select {
-		case a.missed <- struct{}{}:
-		default:
-		}
+	// A new session, not a resumed one: the events of the gap are lost.
+	// The first one too: what was sent while no process was connected
+	// (a restart) is read back from the conversations the store holds.
+	select {
+	case a.missed <- struct{}{}:
+	default:
 	}
 }
 
@@ -325,8 +325,22 @@ func (a *Adapter) backfillLoop(ctx context.Context) {
 // appends idempotently on the message id, so a message seen twice is
 // answered once.
 func (a *Adapter) backfill(ctx context.Context) {
+	a.mu.Lock()
+	seed := !a.seeded
+	a.seeded = true
+	a.mu.Unlock()
+	if seed {
+		a.seedFromStore(ctx)
+	}
 	chans := a.cache.actives()
+	if len(chans) == 0 {
+		return
+	}
 	a.log.Info("new gateway session: fetching missed messages", "channels", len(chans))
+	// Within the window only: older messages are not answered late.
+	since := time.Now().Add(-a.catchUpWindow())
+	handed := 0
+	defer func() { a.caughtUp(handed) }()
 	for ch, act := range chans {
 		after := act.last
 		var msgs []*discordgo.Message
@@ -371,6 +385,10 @@ func (a *Adapter) backfill(ctx context.Context) {
 			if m.ChannelID == "" {
 				m.ChannelID = ch
 			}
+			if (m.Author != nil && m.Author.ID == a.bot()) || (!m.Timestamp.IsZero() && m.Timestamp.Before(since)) {
+				continue
+			}
+			handed++
 			a.enqueue(func(ctx context.Context) { a.onMessage(ctx, m) })
 		}
 	}

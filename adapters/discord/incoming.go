@@ -2,6 +2,7 @@ package discord
 
 import (
 	"context"
+	"errors"
 	"mime"
 	"path"
 	"strings"
@@ -28,7 +29,18 @@ func (a *Adapter) onMessage(ctx context.Context, m *discordgo.Message) {
 	}
 	if err := a.engine.Handle(ctx, a, in); err != nil && ctx.Err() == nil {
 		a.log.Error("handle message", "channel", in.Channel, "message", in.MessageID, "err", err)
+		// Discord delivers a message once: say it was not kept, rather
+		// than stay silent.
+		if n, ok := a.engine.(notStored); ok && errors.Is(err, bots.ErrNotStored) {
+			n.NotStored(a, in)
+		}
 	}
+}
+
+// notStored is the engine's way of telling a person their message could
+// not be stored.
+type notStored interface {
+	NotStored(p bots.Platform, in bots.Incoming)
 }
 
 // incoming maps a Discord message onto the engine's Incoming.

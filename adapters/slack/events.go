@@ -50,6 +50,10 @@ type event struct {
 	ts      string // the message's ts; for a reaction or deletion, its target's
 	// try makes one attempt at handing the event to the engine.
 	try func(ctx context.Context) error
+	// ack, when set, acknowledges the event's envelope (Socket Mode): it
+	// is called once the engine took the event, so that an event Parley
+	// did not store is one Slack delivers again.
+	ack func()
 }
 
 // conversationKey names the conversation an event belongs to, within which
@@ -207,6 +211,9 @@ func (a *Adapter) handOver(ctx context.Context, ev event, w *waiter) {
 			w = nil
 		}
 		if err == nil {
+			if ev.ack != nil {
+				ev.ack()
+			}
 			if attempt > 1 {
 				a.log.Info("slack event handled after retries", "channel", ev.channel, "ts", ev.ts, "event_id", ev.id, "attempts", attempt)
 			}

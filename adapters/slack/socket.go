@@ -19,13 +19,13 @@ const ackTimeout = 5 * time.Second
 // reconnects when Slack asks to or the socket drops; an envelope not
 // acknowledged is delivered again by Slack.
 //
-// The read loop only reads and acknowledges: events are handled by the
-// dispatcher, in order within a conversation and concurrently across
-// conversations, so that a slow one delays no acknowledgement. An event is
-// acknowledged once queued, before the engine has it; a failure to store it
-// is retried by handOver, as Slack will not deliver it again. Only an event
-// the dispatcher refuses (its backlog full, or Run stopping) is left
-// unacknowledged, for Slack to deliver again later.
+// The read loop only reads: events are handled by the dispatcher, in order
+// within a conversation and concurrently across conversations, so that a
+// slow one delays no other. An event is acknowledged once the engine took
+// it (its message stored, and marked seen with it); until then handOver
+// retries a failure, and an event never taken (a crash, a store down for
+// long, Run stopping with it queued, a full backlog) is left
+// unacknowledged, for Slack to deliver again.
 func (a *Adapter) runSocket(ctx context.Context) error {
 	smc := socketmode.New(a.api,
 		socketmode.OptionDialer(a.dialer()),
@@ -111,11 +111,18 @@ func (a *Adapter) socketEvent(ctx context.Context, smc *socketmode.Client, evt s
 			ack(envelope, nil)
 			return
 		}
-		if ev, ok := a.callbackEvent(cb); ok && !a.dispatch(ev, nil) {
-			a.log.Warn("slack event not queued: Parley is busy or stopping; Slack will deliver it again", "event_id", cb.EventID, "channel", ev.channel, "ts", ev.ts)
+		cev, ok := a.callbackEvent(cb)
+		if !ok {
+			ack(envelope, nil)
 			return
 		}
-		ack(envelope, nil)
+		// Acknowledged once the engine has it (its message stored): an
+		// event lost to a crash, a store down or a shutdown before that
+		// is one Slack delivers again.
+		cev.ack = func() { ack(envelope, nil) }
+		if !a.dispatch(cev, nil) {
+			a.log.Warn("slack event not queued: Parley is busy or stopping; Slack will deliver it again", "event_id", cb.EventID, "channel", cev.channel, "ts", cev.ts)
+		}
 	// Commands and interactions do not wait for a turn in the dispatcher:
 	// their answer goes in the acknowledgement, within ackWait.
 	case socketmode.EventTypeSlashCommand:

@@ -71,7 +71,7 @@ func (m *Main) runBot(ctx context.Context) error {
 	}
 	log := newLogger(m.Stderr, cfg.Log)
 	m.metrics = newMetrics()
-	engine, client, err := m.newEngine(ctx, cfg, log, "; Parley starts anyway, keeps trying, and /readyz names it")
+	engine, client, err := m.newEngine(ctx, cfg, log, true, "; Parley starts anyway, keeps trying, and /readyz names it")
 	if err != nil {
 		return err
 	}
@@ -87,13 +87,14 @@ func (m *Main) runBot(ctx context.Context) error {
 		return err
 	}
 	var names []string
-	native := map[string]bool{}
+	native, prepares := map[string]bool{}, map[string]bool{}
 	for _, p := range platforms {
 		names = append(names, p.name)
 		_, native[p.name] = p.adapter.(bots.Streamer)
+		_, prepares[p.name] = p.adapter.(bots.Preparer)
 		m.metrics.watchPlatform(p.name, p.ready)
 	}
-	m.metrics.preset(names, native, cfg.LLM.Model)
+	m.metrics.preset(names, native, prepares, cfg.LLM.Model)
 	m.metrics.watchLLM(client.Health)
 	ops := []route{
 		healthz,
@@ -144,10 +145,11 @@ func (m *Main) runBot(ctx context.Context) error {
 }
 
 // newEngine opens the store and builds the LLM client, which it checks,
-// and the engine. starting ends the message of a failed check: what
+// and the engine. bot says that it is the bot's (see openStoreFor), not
+// the console's; starting ends the message of a failed check: what
 // happens next.
-func (m *Main) newEngine(ctx context.Context, cfg *config.Config, log *slog.Logger, starting string) (*bots.Engine, *llm.Client, error) {
-	if err := m.openStore(ctx, cfg.Store, log); err != nil {
+func (m *Main) newEngine(ctx context.Context, cfg *config.Config, log *slog.Logger, bot bool, starting string) (*bots.Engine, *llm.Client, error) {
+	if err := m.openStoreFor(ctx, cfg.Store, log, bot); err != nil {
 		return nil, nil, err
 	}
 	var onError, onRetry func(string)
@@ -181,9 +183,13 @@ func (m *Main) newEngine(ctx context.Context, cfg *config.Config, log *slog.Logg
 		MaxConcurrent: cfg.Engine.MaxConcurrent,
 		StopEmoji:     cfg.Engine.StopEmoji,
 		ShutdownGrace: cfg.Engine.ShutdownGrace,
-		Observer:      obs,
-		Media:         media.New(media.Config{MaxBytes: cfg.Engine.MediaMaxBytes, AllowPrivate: cfg.Engine.MediaAllowPrivate}),
-		VisionModels:  cfg.LLM.VisionModels,
+		Recovery:      bots.RecoveryMode(cfg.Engine.RecoveryMode),
+		// The bot holds an SQLite file for itself (openStore), so every
+		// other instance's work on it is a dead one's.
+		Alone:        bot && cfg.Store.Driver == config.SQLite,
+		Observer:     obs,
+		Media:        media.New(media.Config{MaxBytes: cfg.Engine.MediaMaxBytes, AllowPrivate: cfg.Engine.MediaAllowPrivate}),
+		VisionModels: cfg.LLM.VisionModels,
 		Access: bots.Access{
 			Workspaces: cfg.Engine.AllowWorkspaces, Channels: cfg.Engine.AllowChannels,
 			Users: cfg.Engine.AllowUsers, Roles: cfg.Engine.AllowRoles, Refusal: cfg.Engine.Refusal,
@@ -256,6 +262,7 @@ func (m *Main) platforms(cfg *config.Config, engine *bots.Engine, public *[]rout
 			ShardID:        cfg.Discord.ShardID,
 			ShardCount:     cfg.Discord.ShardCount,
 			MaxUploadBytes: cfg.Discord.MaxUpload,
+			CatchUp:        cfg.Discord.CatchUp,
 		}, engine, log)
 		if err != nil {
 			return nil, err

@@ -25,7 +25,7 @@ func (m *Main) runConsole(ctx context.Context) error {
 		logCfg.Level = max(logCfg.Level, slog.LevelWarn)
 	}
 	log := newLogger(m.Stderr, logCfg)
-	engine, _, err := m.newEngine(ctx, cfg, log, "; answers fail until it works")
+	engine, _, err := m.newEngine(ctx, cfg, log, false, "; answers fail until it works")
 	if err != nil {
 		return err
 	}

@@ -13,7 +13,10 @@ import (
 	"github.com/parleyhq/parley/llm"
 )
 
-var _ bots.Observer = (*metrics)(nil)
+var (
+	_ bots.Observer         = (*metrics)(nil)
+	_ bots.RecoveryObserver = (*metrics)(nil)
+)
 
 // metrics exports the engine's measurements in the Prometheus format at
 // /metrics, from a registry of its own (tests build several).
@@ -33,6 +36,9 @@ type metrics struct {
 	delivered  *prometheus.HistogramVec
 	llmErrors  *prometheus.CounterVec
 	llmRetries *prometheus.CounterVec
+	takeovers  *prometheus.CounterVec
+	resumed    *prometheus.CounterVec
+	caughtUp   *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -53,7 +59,7 @@ func newMetrics() *metrics {
 		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_llm_tokens_total",
 			Help: "Tokens in (prompt) and out (completion), by model."}, []string{"model", "direction"}),
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_platform_calls_total",
-			Help: "Platform calls by platform and op (post, edit, delete, progress, upload, start, append, stop; on Slack chat.postMessage, chat.update, chat.delete, assistant.threads.setStatus, files.*, chat.startStream, chat.appendStream, chat.stopStream)."}, []string{"platform", "op"}),
+			Help: "Platform calls by platform and op (post, edit, delete, progress, upload, start, append, stop, prepare: Discord's thread; on Slack chat.postMessage, chat.update, chat.delete, assistant.threads.setStatus, files.*, chat.startStream, chat.appendStream, chat.stopStream)."}, []string{"platform", "op"}),
 		limited: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_platform_rate_limited_total",
 			Help: "Platform calls answered with 429, by platform and op."}, []string{"platform", "op"}),
 		wait: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "parley_platform_budget_wait_seconds",
@@ -70,8 +76,14 @@ func newMetrics() *metrics {
 			Help: "Answers the LLM endpoint failed, by kind (unauthorized, model_not_found, rate_limited, context_length, timeout, stream_cut, endpoint_not_found, unreachable, server, bad_request, other)."}, []string{"kind"}),
 		llmRetries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_llm_retries_total",
 			Help: "Requests to the LLM endpoint retried before the first byte, by the kind of failure (rate_limited, server, unreachable, stream_cut)."}, []string{"kind"}),
+		takeovers: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_takeovers_total",
+			Help: "Conversations taken over from an instance gone (killed, paused past its lease, or shut down), by platform."}, []string{"platform"}),
+		resumed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_resumed_answers_total",
+			Help: "Unfinished answers taken over, by platform and outcome (answered: written again; marked: said to be interrupted; failed: cut twice, could not answer)."}, []string{"platform", "outcome"}),
+		caughtUp: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_caught_up_messages_total",
+			Help: "Messages missed while disconnected, found and handed to the engine, by platform."}, []string{"platform"}),
 	}
-	for _, c := range []prometheus.Collector{m.events, m.replies, m.firstToken, m.duration, m.tokens, m.calls, m.limited, m.wait, m.delivery, m.streams, m.queueWait, m.delivered, m.llmErrors, m.llmRetries} {
+	for _, c := range []prometheus.Collector{m.events, m.replies, m.firstToken, m.duration, m.tokens, m.calls, m.limited, m.wait, m.delivery, m.streams, m.queueWait, m.delivered, m.llmErrors, m.llmRetries, m.takeovers, m.resumed, m.caughtUp} {
 		f(c)
 	}
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "parley_build_info",
@@ -98,8 +110,8 @@ var (
 // model, so that dashboards and alerts see them before the first event
 // (a rate over a series that does not exist yet is no rate at all).
 // native says which platforms stream natively (the start, append and stop
-// calls).
-func (m *metrics) preset(platforms []string, native map[string]bool, model string) {
+// calls), prepares which prepare a first post (Discord's thread).
+func (m *metrics) preset(platforms []string, native, prepares map[string]bool, model string) {
 	for _, p := range platforms {
 		for _, k := range eventKinds {
 			m.events.WithLabelValues(p, k)
@@ -107,11 +119,16 @@ func (m *metrics) preset(platforms []string, native map[string]bool, model strin
 		for _, o := range replyOutcomes {
 			m.replies.WithLabelValues(p, o)
 		}
+		m.takeovers.WithLabelValues(p)
+		m.caughtUp.WithLabelValues(p)
+		for _, o := range []string{"answered", "marked", "failed"} {
+			m.resumed.WithLabelValues(p, o)
+		}
 		for _, k := range deliveryKinds {
 			m.delivery.WithLabelValues(p, k)
 		}
-		for c := bots.CallPost; c <= bots.CallStop; c++ {
-			if c >= bots.CallStart && !native[p] {
+		for c := bots.CallPost; c <= bots.CallPrepare; c++ {
+			if c >= bots.CallStart && c <= bots.CallStop && !native[p] || c == bots.CallPrepare && !prepares[p] {
 				continue
 			}
 			m.calls.WithLabelValues(p, c.String())
@@ -184,4 +201,14 @@ func (m *metrics) QueueWait(platform string, d time.Duration) {
 }
 func (m *metrics) Delivered(platform string, d time.Duration) {
 	m.delivered.WithLabelValues(platform).Observe(d.Seconds())
+}
+
+func (m *metrics) Takeover(platform string, n int) {
+	m.takeovers.WithLabelValues(platform).Add(float64(n))
+}
+func (m *metrics) Resumed(platform, outcome string) {
+	m.resumed.WithLabelValues(platform, outcome).Inc()
+}
+func (m *metrics) CaughtUp(platform string, n int) {
+	m.caughtUp.WithLabelValues(platform).Add(float64(n))
 }

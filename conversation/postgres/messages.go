@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -106,18 +107,15 @@ const appendSQL = `WITH q AS (
 	RETURNING id
 ), touched AS (
 	UPDATE conversations SET updated_at = $13 WHERE id = $1 AND EXISTS (SELECT 1 FROM ins)
+), answered AS (
+	-- An answer takes its question out of the inbox.
+	DELETE FROM inbox WHERE message_id = $11 AND EXISTS (SELECT 1 FROM ins)
 )
 SELECT id FROM ins`
 
-// Append adds m to conversation convID and returns it as stored. A zero
-// CreatedAt is set to now and an empty Status to StatusComplete. It returns
-// ErrNotFound when the conversation does not exist.
-//
-// A message whose ReplyTo names a message of the same conversation takes
-// its place in History right after that message (and after any earlier
-// answer to it), whenever it is appended.
-func (s *Store) Append(ctx context.Context, convID int64, m conversation.Message) (conversation.Message, bool, error) {
-	now := s.timestamp()
+// newMessage fills in what Append sets of m, and returns its attachments
+// as stored.
+func newMessage(convID int64, m conversation.Message, now time.Time) (conversation.Message, any, error) {
 	m.ID, m.ConversationID = 0, convID
 	if m.CreatedAt.IsZero() {
 		m.CreatedAt = now
@@ -131,14 +129,35 @@ func (s *Store) Append(ctx context.Context, convID int64, m conversation.Message
 		m.Attachments = nil
 	}
 	atts, err := encodeAttachments(m.Attachments)
+	return m, atts, err
+}
+
+// appendPlainSQL is appendSQL for a message that answers no question.
+var appendPlainSQL = appendSQL[:strings.Index(appendSQL, "), answered AS")] + ")\nSELECT id FROM ins"
+
+// Append adds m to conversation convID and returns it as stored. A zero
+// CreatedAt is set to now and an empty Status to StatusComplete. It returns
+// ErrNotFound when the conversation does not exist.
+//
+// A message whose ReplyTo names a message of the same conversation takes
+// its place in History right after that message (and after any earlier
+// answer to it), whenever it is appended.
+func (s *Store) Append(ctx context.Context, convID int64, m conversation.Message) (conversation.Message, bool, error) {
+	now := s.timestamp()
+	m, atts, err := newMessage(convID, m, now)
 	if err != nil {
 		return conversation.Message{}, false, fmt.Errorf("postgres: append to conversation %d: %w", convID, err)
 	}
 
 	// A conflict means the message is stored; it could be deleted (Forget)
 	// before it is read back, so try again a few times.
+	query := appendSQL
+	if m.Role != conversation.RoleAssistant || m.ReplyTo == 0 {
+		// Only an answer has a question to take out of the inbox.
+		query = appendPlainSQL
+	}
 	for range 3 {
-		err := s.pool.QueryRow(ctx, appendSQL,
+		err := s.pool.QueryRow(ctx, query,
 			convID, m.Role, m.Author, nullable(m.PlatformID), m.Text, m.Model,
 			m.PromptTokens, m.CompletionTokens, m.Status, atts, m.ReplyTo, m.CreatedAt, now,
 		).Scan(&m.ID)
@@ -310,8 +329,8 @@ func (s *Store) Stranded(ctx context.Context, platform string) ([]conversation.S
 	rows, err := s.pool.Query(ctx, `SELECT c.platform, c.workspace, c.channel, c.thread, `+prefixed("m")+`
 		FROM messages m JOIN conversations c ON c.id = m.conversation_id
 		WHERE m.status = 'streaming' AND m.role = 'assistant' AND c.platform = $1
-			AND NOT EXISTS (SELECT 1 FROM claims k WHERE k.conversation_id = m.conversation_id AND k.expires_at > $2)
-		ORDER BY m.created_at, m.id`, platform, s.timestamp())
+			AND NOT EXISTS (SELECT 1 FROM claims k WHERE k.conversation_id = m.conversation_id AND k.expires_at > now())
+		ORDER BY m.created_at, m.id`, platform)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: stranded messages of %s: %w", platform, err)
 	}

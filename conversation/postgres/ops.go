@@ -83,32 +83,36 @@ func (s *Store) SumUsage(ctx context.Context, f conversation.UsageFilter) (conve
 }
 
 // ClaimConversation makes owner the one replica answering conversation
-// convID until ttl has passed by the store's clock. It reports false while
-// another owner's claim is live; claiming again as the same owner renews
-// the claim, and an expired claim is taken over. Of replicas claiming at
-// once, one wins: the upsert's conflict check and its update are one step.
-// It returns ErrNotFound when the conversation does not exist.
-func (s *Store) ClaimConversation(ctx context.Context, convID int64, owner string, ttl time.Duration) (bool, error) {
+// convID until ttl has passed by the database's clock (now(), never the
+// replica's, so that replicas whose clocks disagree agree on claims). It
+// reports false while another owner's claim is live; claiming again as
+// the same owner renews the claim (keeping its token), and an expired
+// claim is taken over (with a new one). Of replicas claiming at once, one
+// wins: the upsert's conflict check and its update are one step. It
+// returns ErrNotFound when the conversation does not exist.
+func (s *Store) ClaimConversation(ctx context.Context, convID int64, owner string, ttl time.Duration) (int64, bool, error) {
 	if owner == "" {
-		return false, fmt.Errorf("postgres: claim conversation %d: the owner is empty; name the replica claiming it", convID)
+		return 0, false, fmt.Errorf("postgres: claim conversation %d: the owner is empty; name the replica claiming it", convID)
 	}
 	if ttl <= 0 {
-		return false, fmt.Errorf("postgres: claim conversation %d: ttl %v is not positive", convID, ttl)
+		return 0, false, fmt.Errorf("postgres: claim conversation %d: ttl %v is not positive", convID, ttl)
 	}
-	now := s.timestamp()
-	err := s.pool.QueryRow(ctx, `INSERT INTO claims (conversation_id, owner, expires_at) VALUES ($1, $2, $3)
-		ON CONFLICT (conversation_id) DO UPDATE SET owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at
-			WHERE claims.owner = EXCLUDED.owner OR claims.expires_at <= $4
-		RETURNING 1`, convID, owner, now.Add(ttl), now).Scan(new(int))
+	var token int64
+	err := s.pool.QueryRow(ctx, `INSERT INTO claims (conversation_id, owner, expires_at, token)
+		VALUES ($1, $2, now() + $3::interval, nextval('claim_tokens'))
+		ON CONFLICT (conversation_id) DO UPDATE SET owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at,
+			token = CASE WHEN claims.owner = EXCLUDED.owner THEN claims.token ELSE EXCLUDED.token END
+			WHERE claims.owner = EXCLUDED.owner OR claims.expires_at <= now()
+		RETURNING token`, convID, owner, leaseTTL(ttl)).Scan(&token)
 	switch {
 	case err == nil:
-		return true, nil
+		return token, true, nil
 	case errors.Is(err, pgx.ErrNoRows): // another owner's claim is live
-		return false, nil
+		return 0, false, nil
 	case pgCode(err) == codeForeignKeyViolation:
-		return false, fmt.Errorf("postgres: claim conversation %d: %w", convID, conversation.ErrNotFound)
+		return 0, false, fmt.Errorf("postgres: claim conversation %d: %w", convID, conversation.ErrNotFound)
 	default:
-		return false, fmt.Errorf("postgres: claim conversation %d: %w", convID, err)
+		return 0, false, fmt.Errorf("postgres: claim conversation %d: %w", convID, err)
 	}
 }
 

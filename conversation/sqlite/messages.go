@@ -97,6 +97,32 @@ func nullable(s string) any {
 // answer to it), whenever it is appended.
 func (s *Store) Append(ctx context.Context, convID int64, m conversation.Message) (conversation.Message, bool, error) {
 	now := s.timestamp()
+	m, atts, err := newMessage(convID, m, now)
+	if err != nil {
+		return conversation.Message{}, false, fmt.Errorf("sqlite: append to conversation %d: %w", convID, err)
+	}
+
+	var (
+		stored  conversation.Message
+		created bool
+	)
+	err = s.writeTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		stored, created, err = s.appendTx(ctx, tx, convID, m, atts, now)
+		return err
+	})
+	if sqliteCode(err) == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY {
+		return conversation.Message{}, false, fmt.Errorf("sqlite: append to conversation %d: %w", convID, conversation.ErrNotFound)
+	}
+	if err != nil {
+		return conversation.Message{}, false, fmt.Errorf("sqlite: append to conversation %d: %w", convID, err)
+	}
+	return stored, created, nil
+}
+
+// newMessage fills in what Append sets of m, and returns its attachments
+// as stored.
+func newMessage(convID int64, m conversation.Message, now time.Time) (conversation.Message, any, error) {
 	m.ID, m.ConversationID = 0, convID
 	if m.CreatedAt.IsZero() {
 		m.CreatedAt = now
@@ -110,56 +136,51 @@ func (s *Store) Append(ctx context.Context, convID int64, m conversation.Message
 		m.Attachments = nil
 	}
 	atts, err := encodeAttachments(m.Attachments)
-	if err != nil {
-		return conversation.Message{}, false, fmt.Errorf("sqlite: append to conversation %d: %w", convID, err)
-	}
+	return m, atts, err
+}
 
-	var (
-		stored  conversation.Message
-		created bool
-	)
-	err = s.writeTx(ctx, func(tx *sql.Tx) error {
-		// An answer sorts right after its question; anything else (or an
-		// answer to a question not in this conversation) by itself.
-		sortAt, sortID := micros(m.CreatedAt), int64(0)
-		if m.ReplyTo != 0 {
-			err := tx.QueryRowContext(ctx, `SELECT sort_at, sort_id FROM messages WHERE id = ? AND conversation_id = ?`,
-				m.ReplyTo, convID).Scan(&sortAt, &sortID)
-			if err != nil && !errors.Is(err, sql.ErrNoRows) {
-				return err
-			}
+// appendTx is Append inside tx. An answer (an assistant message replying
+// to a question) takes its question out of the inbox.
+func (s *Store) appendTx(ctx context.Context, tx *sql.Tx, convID int64, m conversation.Message, atts any, now time.Time) (conversation.Message, bool, error) {
+	// An answer sorts right after its question; anything else (or an
+	// answer to a question not in this conversation) by itself.
+	sortAt, sortID := micros(m.CreatedAt), int64(0)
+	if m.ReplyTo != 0 {
+		err := tx.QueryRowContext(ctx, `SELECT sort_at, sort_id FROM messages WHERE id = ? AND conversation_id = ?`,
+			m.ReplyTo, convID).Scan(&sortAt, &sortID)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return conversation.Message{}, false, err
 		}
-		// The unique (platform_id, conversation_id) makes a redelivered
-		// message a no-op; NULL platform ids never collide.
-		err := tx.StmtContext(ctx, s.stmts.insertMessage).QueryRowContext(ctx,
-			convID, m.Role, m.Author, nullable(m.PlatformID), m.Text, m.Model,
-			m.PromptTokens, m.CompletionTokens, m.Status, atts, m.ReplyTo, micros(m.CreatedAt), micros(now), sortAt, sortID,
-		).Scan(&m.ID)
-		switch {
-		case err == nil:
-			stored, created = m, true
-			if sortID == 0 { // its own place, known now that it has an id
-				if _, err := tx.ExecContext(ctx, `UPDATE messages SET sort_id = id WHERE id = ?`, m.ID); err != nil {
-					return err
-				}
-			}
-			_, err = tx.StmtContext(ctx, s.stmts.touchConversation).ExecContext(ctx, micros(now), convID)
-			return err
-		case errors.Is(err, sql.ErrNoRows):
-			stored, err = scanMessage(tx.QueryRowContext(ctx, `SELECT `+messageColumns+` FROM messages
-				WHERE platform_id = ? AND conversation_id = ?`, m.PlatformID, convID))
-			return err
-		default:
-			return err
+	}
+	// The unique (platform_id, conversation_id) makes a redelivered
+	// message a no-op; NULL platform ids never collide.
+	err := tx.StmtContext(ctx, s.stmts.insertMessage).QueryRowContext(ctx,
+		convID, m.Role, m.Author, nullable(m.PlatformID), m.Text, m.Model,
+		m.PromptTokens, m.CompletionTokens, m.Status, atts, m.ReplyTo, micros(m.CreatedAt), micros(now), sortAt, sortID,
+	).Scan(&m.ID)
+	switch {
+	case err == nil:
+	case errors.Is(err, sql.ErrNoRows):
+		stored, err := scanMessage(tx.QueryRowContext(ctx, `SELECT `+messageColumns+` FROM messages
+			WHERE platform_id = ? AND conversation_id = ?`, m.PlatformID, convID))
+		return stored, false, err
+	default:
+		return conversation.Message{}, false, err
+	}
+	if sortID == 0 { // its own place, known now that it has an id
+		if _, err := tx.ExecContext(ctx, `UPDATE messages SET sort_id = id WHERE id = ?`, m.ID); err != nil {
+			return conversation.Message{}, false, err
 		}
-	})
-	if sqliteCode(err) == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY {
-		return conversation.Message{}, false, fmt.Errorf("sqlite: append to conversation %d: %w", convID, conversation.ErrNotFound)
 	}
-	if err != nil {
-		return conversation.Message{}, false, fmt.Errorf("sqlite: append to conversation %d: %w", convID, err)
+	if m.Role == conversation.RoleAssistant && m.ReplyTo != 0 {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM inbox WHERE message_id = ?`, m.ReplyTo); err != nil {
+			return conversation.Message{}, false, err
+		}
 	}
-	return stored, created, nil
+	if _, err := tx.StmtContext(ctx, s.stmts.touchConversation).ExecContext(ctx, micros(now), convID); err != nil {
+		return conversation.Message{}, false, err
+	}
+	return m, true, nil
 }
 
 // UpdateMessage rewrites a message's PlatformID, Text, Model, token counts,

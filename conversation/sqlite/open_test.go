@@ -2,10 +2,13 @@ package sqlite
 
 import (
 	"database/sql"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/parleyhq/parley/conversation"
 )
 
 func TestOpenErrors(t *testing.T) {
@@ -105,4 +108,30 @@ func TestReadOnlyFile(t *testing.T) {
 			}
 		})
 	}
+}
+
+// An exclusive store holds its file: a second exclusive Open is refused
+// with ErrLocked and a message that says what to do, until the first
+// closes.
+func TestOpenExclusive(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "parley.db")
+	a, err := Open(t.Context(), path, Options{Exclusive: true})
+	if err != nil {
+		t.Fatalf("first exclusive Open: %v", err)
+	}
+	_, err = Open(t.Context(), path, Options{Exclusive: true})
+	if !errors.Is(err, conversation.ErrLocked) {
+		t.Fatalf("second exclusive Open: got %v, want ErrLocked", err)
+	}
+	if !strings.Contains(err.Error(), "PostgreSQL") {
+		t.Errorf("second exclusive Open: %q does not say to run replicas on PostgreSQL", err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := Open(t.Context(), path, Options{Exclusive: true})
+	if err != nil {
+		t.Fatalf("exclusive Open once the first closed: %v", err)
+	}
+	b.Close()
 }

@@ -81,24 +81,32 @@ func (s *Store) SumUsage(ctx context.Context, f conversation.UsageFilter) (conve
 // ClaimConversation makes owner the one process answering conversation
 // convID until ttl has passed by the store's clock. It reports false while
 // another owner's claim is live; claiming again as the same owner renews
-// the claim, and an expired claim is taken over. It returns ErrNotFound
-// when the conversation does not exist.
-func (s *Store) ClaimConversation(ctx context.Context, convID int64, owner string, ttl time.Duration) (bool, error) {
+// the claim (keeping its token), and an expired claim is taken over (with
+// a new one). It returns ErrNotFound when the conversation does not exist.
+func (s *Store) ClaimConversation(ctx context.Context, convID int64, owner string, ttl time.Duration) (int64, bool, error) {
 	if owner == "" {
-		return false, fmt.Errorf("sqlite: claim conversation %d: the owner is empty; name the process claiming it", convID)
+		return 0, false, fmt.Errorf("sqlite: claim conversation %d: the owner is empty; name the process claiming it", convID)
 	}
 	if ttl <= 0 {
-		return false, fmt.Errorf("sqlite: claim conversation %d: ttl %v is not positive", convID, ttl)
+		return 0, false, fmt.Errorf("sqlite: claim conversation %d: ttl %v is not positive", convID, ttl)
 	}
-	now := s.timestamp()
-	var won bool
+	var (
+		token int64
+		won   bool
+	)
 	// One statement in an IMMEDIATE transaction: the write lock, taken
 	// first, makes the check and the write one step for every process.
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
-		err := tx.QueryRowContext(ctx, `INSERT INTO claims (conversation_id, owner, expires_at) VALUES (?, ?, ?)
-			ON CONFLICT (conversation_id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+		now := s.timestamp()
+		fresh, err := nextToken(ctx, tx)
+		if err != nil {
+			return err
+		}
+		err = tx.QueryRowContext(ctx, `INSERT INTO claims (conversation_id, owner, expires_at, token) VALUES (?, ?, ?, ?)
+			ON CONFLICT (conversation_id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at,
+				token = CASE WHEN claims.owner = excluded.owner THEN claims.token ELSE excluded.token END
 				WHERE claims.owner = excluded.owner OR claims.expires_at <= ?
-			RETURNING 1`, convID, owner, micros(now.Add(ttl)), micros(now)).Scan(new(int))
+			RETURNING token`, convID, owner, micros(now.Add(ttl)), fresh, micros(now)).Scan(&token)
 		switch {
 		case err == nil:
 			won = true
@@ -110,12 +118,12 @@ func (s *Store) ClaimConversation(ctx context.Context, convID int64, owner strin
 		}
 	})
 	if sqliteCode(err) == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY {
-		return false, fmt.Errorf("sqlite: claim conversation %d: %w", convID, conversation.ErrNotFound)
+		return 0, false, fmt.Errorf("sqlite: claim conversation %d: %w", convID, conversation.ErrNotFound)
 	}
 	if err != nil {
-		return false, fmt.Errorf("sqlite: claim conversation %d: %w", convID, err)
+		return 0, false, fmt.Errorf("sqlite: claim conversation %d: %w", convID, err)
 	}
-	return won, nil
+	return token, won, nil
 }
 
 // ReleaseConversation ends owner's claim on convID; releasing a claim one

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
 	"runtime"
 	"time"
 
@@ -29,6 +30,12 @@ type Options struct {
 	// It also times claims and replica leases (Heartbeat): the processes
 	// on one file share one host, so their clocks cannot disagree.
 	Now func() time.Time
+	// Exclusive holds the file for this process alone, until Close: Open
+	// fails with an error wrapping conversation.ErrLocked while another
+	// live process holds it. A bot process opens its file so, which makes
+	// every other instance's claim on it the claim of a dead one, to take
+	// over at once (Takeover with everyone).
+	Exclusive bool
 }
 
 // Store is a conversation.Store on an SQLite file.
@@ -43,6 +50,7 @@ type Store struct {
 	read  *sql.DB
 	stmts statements
 	now   func() time.Time
+	lock  *os.File // held while Exclusive
 }
 
 var _ conversation.Store = (*Store)(nil)
@@ -68,6 +76,20 @@ func open(ctx context.Context, path string, opts Options, fsys fs.FS) (*Store, e
 	s := &Store{path: path, now: opts.Now}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if opts.Exclusive && path != ":memory:" {
+		lock, err := lockFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+		}
+		s.lock = lock
+		opened := false
+		defer func() {
+			if !opened {
+				lock.Close()
+			}
+		}()
+		defer func() { opened = s.read != nil && s.stmts.history != nil }()
 	}
 
 	if path == ":memory:" {
@@ -202,6 +224,10 @@ func (s *Store) closeDBs() error {
 		errs = append(errs, s.read.Close())
 	}
 	errs = append(errs, s.write.Close())
+	if s.lock != nil {
+		errs = append(errs, s.lock.Close())
+		s.lock = nil
+	}
 	return errors.Join(errs...)
 }
 

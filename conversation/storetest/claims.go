@@ -13,10 +13,16 @@ import (
 // claimTTL is how long the tests' claims last.
 const claimTTL = time.Minute
 
-// checkClaim asserts what ClaimConversation reports.
-func checkClaim(t testing.TB, o conversation.Ops, convID int64, owner string, want bool) {
+// checkClaim asserts what ClaimConversation reports, and returns the
+// claim's token.
+func checkClaim(t testing.TB, o conversation.Ops, convID int64, owner string, want bool) int64 {
 	t.Helper()
-	got, err := o.ClaimConversation(ctx(t), convID, owner, claimTTL)
+	return checkClaimTTL(t, o, convID, owner, claimTTL, want)
+}
+
+func checkClaimTTL(t testing.TB, o conversation.Ops, convID int64, owner string, ttl time.Duration, want bool) int64 {
+	t.Helper()
+	token, got, err := o.ClaimConversation(ctx(t), convID, owner, ttl)
 	if err != nil {
 		t.Fatalf("ClaimConversation(%d, %s): %v", convID, owner, err)
 	}
@@ -26,6 +32,33 @@ func checkClaim(t testing.TB, o conversation.Ops, convID int64, owner string, wa
 			hint = clockHint
 		}
 		t.Errorf("ClaimConversation(%d, %s): got %v, want %v%s", convID, owner, got, want, hint)
+	}
+	return token
+}
+
+// awaitClaim claims convID as owner until it wins, once an earlier claim
+// has lapsed: claims are timed by the database's clock, which a store on
+// SQLite takes from Now(t) and one on PostgreSQL from now(), so the test
+// both advances Now(t) and waits in real time.
+func awaitClaim(t testing.TB, o conversation.Ops, convID int64, owner string) int64 {
+	t.Helper()
+	deadline := time.NewTimer(lapseWait)
+	defer deadline.Stop()
+	tick := time.NewTicker(shortTTL / 10)
+	defer tick.Stop()
+	for {
+		token, won, err := o.ClaimConversation(ctx(t), convID, owner, claimTTL)
+		if err != nil {
+			t.Fatalf("ClaimConversation(%d, %s): %v", convID, owner, err)
+		}
+		if won {
+			return token
+		}
+		select {
+		case <-tick.C:
+		case <-deadline.C:
+			t.Fatalf("a claim of %v on conversation %d still live after %v%s", shortTTL, convID, lapseWait, lapseHint)
+		}
 	}
 }
 
@@ -39,25 +72,31 @@ func mustRelease(t testing.TB, o conversation.Ops, convID int64, owner string) {
 func testClaimExclusive(t *testing.T, s conversation.Store) {
 	o := opsOf(t, s)
 	c := mustConversation(t, s, key("C1", "1.1"))
-	clk := clockOf(t)
 
-	checkClaim(t, o, c.ID, "replica-a", true)
+	a := checkClaim(t, o, c.ID, "replica-a", true)
 	checkClaim(t, o, c.ID, "replica-b", false)
-	// Renewing moves the expiry: a minute from the renewal, not the claim.
-	clk.Advance(30 * time.Second)
-	checkClaim(t, o, c.ID, "replica-a", true)
-	clk.Advance(45 * time.Second)
+	// Renewing keeps the token: the claim has not changed hands.
+	if again := checkClaim(t, o, c.ID, "replica-a", true); again != a {
+		t.Errorf("renewed claim's token: got %d, want %d as before", again, a)
+	}
 	checkClaim(t, o, c.ID, "replica-b", false)
-	// At its expiry the claim is dead, and another owner takes it over.
-	clk.Advance(15 * time.Second)
-	checkClaim(t, o, c.ID, "replica-b", true)
+	// Renewed with a short lease, the claim lapses by the store's clock,
+	// and another owner takes it over, with a new token.
+	checkClaimTTL(t, o, c.ID, "replica-a", shortTTL, true)
+	clockOf(t).Advance(shortTTL)
+	b := awaitClaim(t, o, c.ID, "replica-b")
+	if b == a {
+		t.Errorf("token of a claim taken over: got %d, the same as the lapsed claim's", b)
+	}
 	checkClaim(t, o, c.ID, "replica-a", false)
 
 	// Releasing a claim one does not hold changes nothing.
 	mustRelease(t, o, c.ID, "replica-a")
 	checkClaim(t, o, c.ID, "replica-a", false)
 	mustRelease(t, o, c.ID, "replica-b")
-	checkClaim(t, o, c.ID, "replica-a", true)
+	if again := checkClaim(t, o, c.ID, "replica-a", true); again == a || again == b {
+		t.Errorf("token of a new claim: got %d, one given before (%d, %d)", again, a, b)
+	}
 	mustRelease(t, o, c.ID, "replica-a")
 	mustRelease(t, o, c.ID, "replica-a") // twice is fine
 }
@@ -76,14 +115,14 @@ func testClaimPerConversation(t *testing.T, s conversation.Store) {
 func testClaimValidation(t *testing.T, s conversation.Store) {
 	o := opsOf(t, s)
 	c := mustConversation(t, s, key("C1", "1.1"))
-	if _, err := o.ClaimConversation(ctx(t), c.ID+1000, "replica-a", claimTTL); !errors.Is(err, conversation.ErrNotFound) {
+	if _, _, err := o.ClaimConversation(ctx(t), c.ID+1000, "replica-a", claimTTL); !errors.Is(err, conversation.ErrNotFound) {
 		t.Errorf("ClaimConversation of an unknown conversation: got %v, want ErrNotFound", err)
 	}
-	if _, err := o.ClaimConversation(ctx(t), c.ID, "", claimTTL); err == nil {
+	if _, _, err := o.ClaimConversation(ctx(t), c.ID, "", claimTTL); err == nil {
 		t.Error("ClaimConversation with no owner: got nil error, want one")
 	}
 	for _, ttl := range []time.Duration{0, -time.Second} {
-		if _, err := o.ClaimConversation(ctx(t), c.ID, "replica-a", ttl); err == nil {
+		if _, _, err := o.ClaimConversation(ctx(t), c.ID, "replica-a", ttl); err == nil {
 			t.Errorf("ClaimConversation with ttl %v: got nil error, want one", ttl)
 		}
 	}
@@ -134,10 +173,16 @@ func strandedSkipsClaimed(t *testing.T, owner, recoverer conversation.Store) {
 		}
 	}
 
-	checkClaim(t, o, c1.ID, "replica-a", true)
+	checkClaimTTL(t, o, c1.ID, "replica-a", shortTTL, true)
 	check("while conversation 1 is claimed", m2.ID)
-	clockOf(t).Advance(claimTTL)
-	check("once the claim has expired"+clockHint, m1.ID, m2.ID)
+	clockOf(t).Advance(shortTTL)
+	deadline := time.Now().Add(lapseWait)
+	for fmt.Sprint(stranded()) != fmt.Sprint([]int64{m1.ID, m2.ID}) {
+		if time.Now().After(deadline) {
+			t.Fatalf("Stranded once the claim has expired: got %v, want %v%s", stranded(), []int64{m1.ID, m2.ID}, lapseHint)
+		}
+		time.Sleep(shortTTL / 10) // the database's clock is real time
+	}
 	checkClaim(t, o, c1.ID, "replica-a", true)
 	check("after the claim is renewed", m2.ID)
 	mustRelease(t, o, c1.ID, "replica-a")
@@ -170,7 +215,7 @@ func claimStorm(t *testing.T, stores []conversation.Store, convID int64) {
 			o := opsOf(t, stores[w%len(stores)])
 			owner := fmt.Sprintf("replica-%d", w)
 			wg.Go(func() {
-				won, err := o.ClaimConversation(ctx(t), convID, owner, claimTTL)
+				_, won, err := o.ClaimConversation(ctx(t), convID, owner, claimTTL)
 				if err != nil {
 					t.Errorf("ClaimConversation(%s): %v", owner, err)
 					return
@@ -190,10 +235,16 @@ func claimStorm(t *testing.T, stores []conversation.Store, convID int64) {
 	}
 
 	winner := race("first race")
-	clockOf(t).Advance(claimTTL / 2)
 	if again := race("race while the claim is live"); again != winner {
 		t.Errorf("while %s's claim is live, %s won it", winner, again)
 	}
-	clockOf(t).Advance(claimTTL)
-	race("race after the claim expired" + clockHint)
+	// Renewed with a short lease, the claim lapses; a witness claim on a
+	// conversation of its own, made after it and as short, shows when.
+	o := opsOf(t, stores[0])
+	checkClaimTTL(t, o, convID, winner, shortTTL, true)
+	witness := mustConversation(t, stores[0], key("C9", "9.9"))
+	checkClaimTTL(t, o, witness.ID, "witness", shortTTL, true)
+	clockOf(t).Advance(shortTTL)
+	awaitClaim(t, o, witness.ID, "observer")
+	race("race after the claim expired")
 }

@@ -71,6 +71,10 @@ func Run(t *testing.T, newStore func(t *testing.T) conversation.Store) {
 		{"Heartbeat/Leave", testHeartbeatLeave},
 		{"Heartbeat/Validation", testHeartbeatValidation},
 		{"Concurrency/Heartbeat", testConcurrentHeartbeat},
+		{"Accept", testAccept},
+		{"Takeover", testTakeover},
+		{"UpdateAnswer", testUpdateAnswer},
+		{"Recent", testRecent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -98,6 +102,8 @@ func RunShared(t *testing.T, newPair func(t *testing.T) (a, b conversation.Store
 		{"ConcurrentAddUsage", testSharedConcurrentAddUsage},
 		{"Heartbeat", testSharedHeartbeat},
 		{"ConcurrentHeartbeat", testSharedConcurrentHeartbeat},
+		{"ConcurrentAccept", testSharedConcurrentAccept},
+		{"ConcurrentTakeover", testSharedConcurrentTakeover},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -37,7 +37,7 @@ const (
 	readyPath         = "/readyz"
 	livePath          = "/healthz"
 	// minGrace is the least terminationGracePeriodSeconds: more than
-	// SHUTDOWN_GRACE's default of 25s, so answers finish after SIGTERM.
+	// SHUTDOWN_GRACE's default of 20s plus the handover, so answers finish after SIGTERM.
 	minGrace = 30
 )
 
@@ -293,7 +293,7 @@ func (m *manifests) checkWorkload(w workload, vars map[string]string, f *finding
 	}
 	spec := w.pod.Spec
 	if spec.TerminationGracePeriodSeconds == nil || *spec.TerminationGracePeriodSeconds < minGrace {
-		f.add("%s: terminationGracePeriodSeconds must be at least %d, more than SHUTDOWN_GRACE (25s by default)", where, minGrace)
+		f.add("%s: terminationGracePeriodSeconds must be at least %d, more than SHUTDOWN_GRACE (20s by default)", where, minGrace)
 	}
 	if spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken {
 		f.add("%s: set automountServiceAccountToken: false: Parley never calls the Kubernetes API", where)

@@ -49,6 +49,7 @@ type env struct {
 	DiscordShardID    string `env:"DISCORD_SHARD_ID, default=0"`
 	DiscordShardCount string `env:"DISCORD_SHARD_COUNT, default=1"`
 	DiscordMaxUpload  string `env:"DISCORD_MAX_UPLOAD_BYTES, default=10485760"`
+	DiscordCatchUp    string `env:"DISCORD_CATCHUP_WINDOW, default=10m"`
 
 	// DatabaseURL is a Secret: a PostgreSQL URL may hold a password.
 	DatabaseURL Secret `env:"DATABASE_URL, default=sqlite://parley.db"`
@@ -64,7 +65,8 @@ type env struct {
 
 	MaxConcurrent string `env:"PARLEY_MAX_CONCURRENT, default=256"`
 	StopEmoji     string `env:"PARLEY_STOP_EMOJI, default=octagonal_sign,🛑"`
-	ShutdownGrace string `env:"SHUTDOWN_GRACE, default=25s"`
+	ShutdownGrace string `env:"SHUTDOWN_GRACE, default=20s"`
+	RecoveryMode  string `env:"RECOVERY_MODE, default=answer"`
 
 	AllowWorkspaces string `env:"PARLEY_ALLOW_WORKSPACES"`
 	AllowChannels   string `env:"PARLEY_ALLOW_CHANNELS"`
@@ -169,6 +171,9 @@ type Discord struct {
 	// MaxUpload is DISCORD_MAX_UPLOAD_BYTES: the server's upload limit
 	// (10 MiB, more with boosts).
 	MaxUpload int64
+	// CatchUp is DISCORD_CATCHUP_WINDOW: how far back the messages missed
+	// while no process was connected are read and answered.
+	CatchUp time.Duration
 }
 
 // Enabled reports whether Discord is configured.
@@ -214,6 +219,7 @@ type Engine struct {
 	MaxConcurrent int           // PARLEY_MAX_CONCURRENT
 	StopEmoji     []string      // PARLEY_STOP_EMOJI: reaction names, without colons
 	ShutdownGrace time.Duration // SHUTDOWN_GRACE
+	RecoveryMode  string        // RECOVERY_MODE: answer or mark
 
 	AllowWorkspaces []string // PARLEY_ALLOW_WORKSPACES
 	AllowChannels   []string // PARLEY_ALLOW_CHANNELS

@@ -75,11 +75,11 @@ func TestDefaults(t *testing.T) {
 			},
 		},
 		Slack:   Slack{APIURL: "https://slack.com/api/", Streaming: "auto"},
-		Discord: Discord{APIURL: "https://discord.com/api/v10", ReplyMode: "thread", ShardCount: 1, MaxUpload: 10 << 20},
+		Discord: Discord{APIURL: "https://discord.com/api/v10", ReplyMode: "thread", ShardCount: 1, MaxUpload: 10 << 20, CatchUp: 10 * time.Minute},
 		Store:   Store{Driver: SQLite, Path: "parley.db"},
 		HTTP:    HTTP{Addr: ":8080", OpsAddr: ":8080", ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute, MaxConns: 1024},
 		Log:     Log{Level: slog.LevelInfo, Format: "text"},
-		Engine: Engine{MaxConcurrent: 256, StopEmoji: []string{"octagonal_sign", "🛑"}, ShutdownGrace: 25 * time.Second,
+		Engine: Engine{MaxConcurrent: 256, StopEmoji: []string{"octagonal_sign", "🛑"}, ShutdownGrace: 20 * time.Second, RecoveryMode: "answer",
 			Refusal: "dm", MediaMaxBytes: 25 << 20},
 	}
 	got := *cfg

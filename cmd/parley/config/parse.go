@@ -68,6 +68,7 @@ func parse(r env, purpose Purpose) *parser {
 		ShardID:    p.integer("DISCORD_SHARD_ID", r.DiscordShardID, 0),
 		ShardCount: p.integer("DISCORD_SHARD_COUNT", r.DiscordShardCount, 1),
 		MaxUpload:  int64(p.integer("DISCORD_MAX_UPLOAD_BYTES", r.DiscordMaxUpload, 1)),
+		CatchUp:    p.duration("DISCORD_CATCHUP_WINDOW", r.DiscordCatchUp),
 	}
 	if c.Discord.GuildID != "" && !isDigits(c.Discord.GuildID) {
 		p.add("DISCORD_GUILD_ID", "is not a guild id (a number); copy it with Developer Mode on: right-click the server > Copy Server ID")
@@ -101,6 +102,7 @@ func parse(r env, purpose Purpose) *parser {
 		MaxConcurrent: p.integer("PARLEY_MAX_CONCURRENT", r.MaxConcurrent, 1),
 		StopEmoji:     p.emoji("PARLEY_STOP_EMOJI", r.StopEmoji),
 		ShutdownGrace: p.duration("SHUTDOWN_GRACE", r.ShutdownGrace),
+		RecoveryMode:  p.oneOf("RECOVERY_MODE", r.RecoveryMode, "answer", "mark"),
 
 		AllowWorkspaces: list(r.AllowWorkspaces),
 		AllowChannels:   list(r.AllowChannels),
