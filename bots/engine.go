@@ -21,6 +21,7 @@ import (
 	"github.com/parleyhq/parley/bots/media"
 	"github.com/parleyhq/parley/conversation"
 	"github.com/parleyhq/parley/llm"
+	"github.com/parleyhq/parley/tools"
 )
 
 // Config configures an Engine. Zero values are documented defaults.
@@ -49,6 +50,9 @@ type Config struct {
 	VisionModels []string
 	// MaxImageBytes bounds an image sent to a model; default 20 MiB.
 	MaxImageBytes int64
+	// Tools are offered to the model while it answers (MCP_CONFIG); nil:
+	// none.
+	Tools *tools.Loop
 	// Access says whom Parley answers (PARLEY_ALLOW_*).
 	Access Access
 	// UserRate bounds each person's requests (PARLEY_USER_RATE); the zero
