@@ -31,15 +31,21 @@ const StdioEnv = "PARLEY_MCPTEST_STDIO"
 //   - slow {ms}: waits ms milliseconds, or until its context ends, then
 //     answers "slept";
 //   - fail {}: fails with an error result;
+//   - gate {}: waits until the test calls Open, then answers "open";
 //   - deploy {target}: the tool that needs approval, answers "deployed
 //     TARGET";
 //   - crash {} (over stdio only): ends the server's process.
 type Server struct {
 	*mcp.Server
-	calls  atomic.Int64
-	mu     sync.Mutex
-	perMin map[string]int
+	calls atomic.Int64
+	// Gate holds the tool "gate": it answers "open" once Gate is closed
+	// (or its call ends), so that a test sees a tool that is running.
+	Gate chan struct{}
+	once sync.Once
 }
+
+// Open lets the gate tool's calls answer.
+func (s *Server) Open() { s.once.Do(func() { close(s.Gate) }) }
 
 // EchoEnvPrefix makes echo answer the value of the environment variable
 // named after it: echo {"text": "env:HOME"}.
@@ -47,7 +53,16 @@ const EchoEnvPrefix = "env:"
 
 // NewServer returns the test server with its tools.
 func NewServer() *Server {
-	s := &Server{Server: mcp.NewServer(&mcp.Implementation{Name: "mcptest", Version: "v1.0.0"}, nil), perMin: map[string]int{}}
+	s := &Server{Server: mcp.NewServer(&mcp.Implementation{Name: "mcptest", Version: "v1.0.0"}, nil), Gate: make(chan struct{})}
+	mcp.AddTool(s.Server, &mcp.Tool{Name: "gate", Description: "Waits for the test."}, func(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
+		s.calls.Add(1)
+		select {
+		case <-s.Gate:
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		}
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "open"}}}, nil, nil
+	})
 	type echoArgs struct {
 		Text string `json:"text" jsonschema:"the text to echo"`
 	}
