@@ -112,6 +112,7 @@ func (m *Main) runBot(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return engine.Run(ctx) })
 	g.Go(func() error { return client.Run(ctx) }) // keeps the model catalog fresh
+	g.Go(func() error { return m.runServers(ctx) })
 	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http: %w", err)
@@ -183,6 +184,11 @@ func (m *Main) newEngine(ctx context.Context, cfg *config.Config, log *slog.Logg
 		return nil, nil, err
 	}
 	checkLLM(ctx, client, cfg.LLM, log, starting)
+	servers, loop, err := m.newTools(cfg.Tools, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	m.servers = servers
 	var obs bots.Observer
 	if m.metrics != nil {
 		obs = m.metrics
@@ -203,6 +209,7 @@ func (m *Main) newEngine(ctx context.Context, cfg *config.Config, log *slog.Logg
 		},
 		UserRate:    userRate(cfg.Engine.UserRateN, cfg.Engine.UserRatePer),
 		DailyTokens: cfg.Engine.DailyTokens,
+		Tools:       loop,
 		Logger:      log,
 	}, m.store, client)
 	return engine, client, nil
