@@ -2,12 +2,19 @@ package main
 
 import (
 	"context"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/sethvargo/go-envconfig"
+
+	"github.com/parleyhq/parley/adapters/slack/slacktest"
+	"github.com/parleyhq/parley/conversation"
+	"github.com/parleyhq/parley/llm/llmtest"
 	"github.com/parleyhq/parley/tools/mcptest"
 )
 
@@ -79,5 +86,119 @@ func TestBadMCPConfigNamesServerAndKey(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("got %v, want it to name %s", err, want)
 		}
+	}
+}
+
+// TestBotOnSlackWithTools runs the whole bot against a fake Slack, a fake
+// LLM that calls two tools in one turn, and the test MCP server over
+// streamable HTTP: the reply shows the tools' status line while they run,
+// then exactly the model's answer; the stored answer holds the calls with
+// their ids and results; the calls are counted in /metrics.
+func TestBotOnSlackWithTools(t *testing.T) {
+	fake := slacktest.New(t, slacktest.Config{})
+	srv := mcptest.NewServer()
+	h := mcptest.HTTP(srv, "mcp-secret-token")
+	t.Cleanup(h.Close)
+	t.Cleanup(srv.Open)
+	path := writeMCPConfig(t, `{"mcpServers": {"ops": {"url": "`+h.URL+`", "headers": {"Authorization": "Bearer ${MCP_TOKEN}"}}}}`)
+	model := llmtest.NewServer()
+	defer model.Close()
+	model.Answer = func(req llmtest.Request) llmtest.Reply {
+		if res := req.ToolResults(); len(res) > 0 {
+			return llmtest.Reply{Chunks: llmtest.Words("The echo says **"+res["call_a"]+"** and the gate is "+res["call_b"]+".", 1)}
+		}
+		return llmtest.Reply{SplitIDs: true, Interleave: true, ToolCalls: []llmtest.ToolCall{
+			{ID: "call_a", Name: "ops__echo", Arguments: `{"text":"pong"}`},
+			{ID: "call_b", Name: "ops__gate", Arguments: `{}`},
+		}}
+	}
+	var logs syncBuffer
+	m := &Main{
+		Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: &logs, Dir: t.TempDir(),
+		Environ: envconfig.MapLookuper(map[string]string{
+			"SLACK_BOT_TOKEN": fake.Config().BotToken,
+			"SLACK_APP_TOKEN": fake.Config().AppToken,
+			"SLACK_API_URL":   fake.APIURL,
+			"SLACK_STREAMING": "update",
+			"LLM_BASE_URL":    model.BaseURL(),
+			"LLM_API_KEY":     secretKey,
+			"LLM_MODEL":       "fake-small",
+			"DATABASE_URL":    "sqlite://" + filepath.Join(t.TempDir(), "parley.db"),
+			"HTTP_ADDR":       "127.0.0.1:0",
+			"MCP_CONFIG":      path,
+			"MCP_TOKEN":       "mcp-secret-token",
+		}),
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx, nil) }()
+	defer func() {
+		cancel()
+		<-done
+		m.Close()
+	}()
+	defer func() {
+		if t.Failed() {
+			t.Logf("logs:\n%s", logs.String())
+		}
+	}()
+	running := regexp.MustCompile(`parley is running.*http=(\S+)`)
+	var addr string
+	eventually(t, "the bot to start", func() bool {
+		if match := running.FindStringSubmatch(logs.String()); match != nil {
+			addr = "http://" + match[1]
+			return true
+		}
+		return false
+	})
+	eventually(t, "the MCP server to connect", func() bool {
+		_, body := get(addr + "/metrics")
+		return strings.Contains(body, `parley_mcp_server_up{server="ops"} 1`)
+	})
+
+	posted := fake.UserMessage("C1", "", "U1", "<@U0BOT> use the tools")
+	eventually(t, "the status line", func() bool {
+		ms := fake.BotMessages("C1", posted.TS)
+		return len(ms) == 1 && strings.Contains(ms[0].Text, "ops.gate") && strings.Contains(ms[0].Text, "ops.echo")
+	})
+	srv.Open()
+	want := "The echo says *pong* and the gate is open."
+	var ms []slacktest.Message
+	eventually(t, "the answer in the thread", func() bool {
+		ms = fake.BotMessages("C1", posted.TS)
+		return len(ms) == 1 && ms[0].Text == want
+	})
+	if !strings.HasPrefix(ms[0].Shown[0], "🔧") {
+		t.Errorf("first shown %q, want the status line", ms[0].Shown[0])
+	}
+	conv, err := m.store.FindConversation(context.Background(), conversation.Key{Platform: "slack", Workspace: fake.Config().TeamID, Channel: "C1", Thread: posted.TS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a conversation.Message
+	eventually(t, "the stored answer", func() bool {
+		hist, err := m.store.History(context.Background(), conv.ID, conversation.HistoryQuery{})
+		if err != nil || len(hist) < 2 {
+			return false
+		}
+		a = hist[len(hist)-1]
+		return a.Status == conversation.StatusComplete
+	})
+	if len(a.Tools) != 1 || len(a.Tools[0].Calls) != 2 || a.Tools[0].Calls[0].ID != "call_a" || a.Tools[0].Calls[0].Result != "pong" || a.Tools[0].Calls[1].Result != "open" {
+		t.Errorf("stored tool rounds %+v, want both calls with their ids and results", a.Tools)
+	}
+	eventually(t, "the calls counted", func() bool {
+		_, body := get(addr + "/metrics")
+		return strings.Contains(body, `parley_tool_calls_total{outcome="ok",server="ops",tool="echo"} 1`) &&
+			strings.Contains(body, `parley_tool_calls_total{outcome="ok",server="ops",tool="gate"} 1`) &&
+			strings.Contains(body, `parley_tool_call_seconds_count{server="ops",tool="gate"} 1`)
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("the bot stopped with %v", err)
+	}
+	done <- nil
+	if strings.Contains(logs.String(), "mcp-secret-token") {
+		t.Error("the logs show the MCP server's token")
 	}
 }
