@@ -125,7 +125,7 @@ func (e *Engine) answer(j *job) {
 // tool calls, and the error that ended it early.
 func (e *Engine) stream(ctx context.Context, j *job, model, system string) (string, *llm.Usage, string, []conversation.ToolRound, error) {
 	budget := e.cfg.ContextTokens
-	offered := e.cfg.Tools.Offer(nil)
+	offered := e.cfg.Tools.Offer(e.toolFilter(ctx, j))
 	for attempt := 0; ; attempt++ {
 		msgs, err := e.history(ctx, j, model, system, budget)
 		if err != nil {

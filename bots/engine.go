@@ -53,6 +53,12 @@ type Config struct {
 	// Tools are offered to the model while it answers (MCP_CONFIG); nil:
 	// none.
 	Tools *tools.Loop
+	// ApprovalTimeout is how long a person has to approve a tool call
+	// that needs it; no answer denies it. Default 2 minutes.
+	ApprovalTimeout time.Duration
+	// Admins says who may approve anyone's tool calls and turn tools on
+	// and off per scope; nil: only the console's user.
+	Admins Admins
 	// Access says whom Parley answers (PARLEY_ALLOW_*).
 	Access Access
 	// UserRate bounds each person's requests (PARLEY_USER_RATE); the zero
@@ -108,6 +114,7 @@ type Engine struct {
 	// recovered are the platforms Recover ran for; Run repeats it.
 	recovered map[string]Platform
 	active    map[string]*job // by "platform/workspace/message id": questions and replies
+	approvals approvals       // tool calls waiting for a person's approval
 }
 
 // New returns an Engine.

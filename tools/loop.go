@@ -40,6 +40,13 @@ const (
 // ErrRounds means the model kept calling tools past the round limit.
 var ErrRounds = errors.New("tools: the model kept calling tools past the round limit")
 
+// ErrNoApprover means approval cannot be asked for where the answer is
+// shown; an Approver returns it when its platform has no buttons.
+var ErrNoApprover = errors.New("tools: approval cannot be asked for here")
+
+// stateApproval is a call's state while a person is asked to approve it.
+const stateApproval = "approval"
+
 // Config configures a Loop. Zero values are documented defaults.
 type Config struct {
 	Source Source
@@ -109,6 +116,23 @@ func (l *Loop) Offer(allow func(Tool) bool) []Tool {
 		out = append(out, t)
 	}
 	return out
+}
+
+// Statuser is a Source that reports its servers (Servers is one).
+type Statuser interface {
+	Status() []ServerStatus
+}
+
+// Servers returns the state of the source's servers, or nil when the
+// source does not report them.
+func (l *Loop) Servers() []ServerStatus {
+	if l == nil {
+		return nil
+	}
+	if s, ok := l.cfg.Source.(Statuser); ok {
+		return s.Status()
+	}
+	return nil
 }
 
 // Model streams completions; *llm.Client is one.
@@ -252,7 +276,7 @@ func (l *Loop) run(ctx context.Context, calls []llm.ToolCall, byName map[string]
 	var wg sync.WaitGroup
 	for i := range calls {
 		wg.Go(func() {
-			res, outcome := l.call(ctx, calls[i], byName)
+			res, outcome := l.call(ctx, calls[i], byName, out, func() { st.set(i, stateApproval) })
 			done[i].Result, done[i].Error = res.Text, res.Error
 			st.set(i, outcome)
 		})
@@ -276,7 +300,7 @@ func toolOf(byName map[string]Tool, name string) string {
 }
 
 // call runs one call and returns its result for the model and its outcome.
-func (l *Loop) call(ctx context.Context, c llm.ToolCall, byName map[string]Tool) (Result, string) {
+func (l *Loop) call(ctx context.Context, c llm.ToolCall, byName map[string]Tool, out Output, asking func()) (Result, string) {
 	t, ok := byName[c.Name]
 	if !ok {
 		l.cfg.OnCall("unknown", "unknown", OutcomeUnknown, 0)
@@ -290,6 +314,28 @@ func (l *Loop) call(ctx context.Context, c llm.ToolCall, byName map[string]Tool)
 	if err := json.Unmarshal(args, &obj); err != nil || obj == nil {
 		l.cfg.OnCall(t.Server, t.Remote, OutcomeBadArgs, 0)
 		return Result{Text: "Error: the arguments are not a JSON object; call again with a JSON object that follows the tool's schema.", Error: true}, OutcomeBadArgs
+	}
+	if t.Approval {
+		// Asked before the call's own time starts.
+		ok, err := false, ErrNoApprover
+		if a, can := out.(Approver); can {
+			asking()
+			ok, err = a.Approve(ctx, t, c.Arguments)
+		}
+		switch {
+		case ctx.Err() != nil:
+			l.cfg.OnCall(t.Server, t.Remote, OutcomeNotRun, 0)
+			return Result{Text: "Error: the answer was stopped before the call was approved.", Error: true}, OutcomeNotRun
+		case errors.Is(err, ErrNoApprover):
+			l.cfg.OnCall(t.Server, t.Remote, OutcomeDenied, 0)
+			return Result{Text: "Error: this tool needs a person's approval for each call, and approval cannot be asked for here. Tell the user.", Error: true}, OutcomeDenied
+		case !ok:
+			if err != nil {
+				l.log.Warn("tool approval", "server", t.Server, "tool", t.Remote, "err", err)
+			}
+			l.cfg.OnCall(t.Server, t.Remote, OutcomeDenied, 0)
+			return Result{Text: "Error: the call was not approved (denied, or no answer in time). Do not call it again unless the user asks.", Error: true}, OutcomeDenied
+		}
 	}
 	cctx, cancel := context.WithTimeout(ctx, l.cfg.CallTimeout)
 	defer cancel()
@@ -361,7 +407,7 @@ func (s *status) set(i int, outcome string) {
 }
 
 // show sends the line: "🔧 `a.x` ✓ · `b.y` …" (running …, done ✓,
-// failed ✗).
+// failed ✗, ⏳ while a person is asked to approve it).
 func (s *status) show() {
 	s.mu.Lock()
 	parts := make([]string, len(s.names))
@@ -369,6 +415,8 @@ func (s *status) show() {
 		mark := "…"
 		switch s.state[i] {
 		case "":
+		case stateApproval:
+			mark = "⏳ awaiting approval"
 		case OutcomeOK, OutcomeCutToLength:
 			mark = "✓"
 		default:

@@ -142,8 +142,8 @@ func (s *Servers) supervise(ctx context.Context, sv *server) {
 		sv.mu.Lock()
 		sv.state, sv.err, sv.session, sv.tools, sv.since = StateDown, msg, nil, nil, time.Now()
 		sv.mu.Unlock()
-		sv.once.Do(func() { close(sv.tried) })
 		s.rebuild()
+		sv.once.Do(func() { close(sv.tried) })
 		if time.Since(start) >= s.cfg.MaxBackoff {
 			wait = s.cfg.Backoff // it ran well for a while
 		}
@@ -187,8 +187,8 @@ func (s *Servers) serve(ctx context.Context, sv *server, log *slog.Logger) error
 	sv.state, sv.err, sv.session, sv.since = StateConnected, "", cs, time.Now()
 	n := len(sv.tools)
 	sv.mu.Unlock()
-	sv.once.Do(func() { close(sv.tried) })
 	s.rebuild()
+	sv.once.Do(func() { close(sv.tried) })
 	log.Info("mcp server connected", "tools", n)
 
 	ended := make(chan error, 1)
@@ -244,6 +244,7 @@ func (s *Servers) list(ctx context.Context, sv *server, cs *mcp.ClientSession) e
 			Remote:      t.Name,
 			Description: clip(t.Description, 1024),
 			Schema:      schemaOf(t.InputSchema),
+			Approval:    sv.cfg.Approval,
 		})
 		if len(ts) >= 512 {
 			break // a server with more is filtered anyway

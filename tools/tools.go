@@ -27,6 +27,16 @@ type Tool struct {
 	Description string
 	// Schema is the tool's input JSON Schema (an object); nil for none.
 	Schema map[string]any
+	// Approval: a person approves each call first (the server's
+	// "approval": true).
+	Approval bool
+}
+
+// Approver is an Output that can ask a person to approve a call. Approve
+// returns whether the call may run; an error (none could be asked, the
+// answer stopped) denies it too.
+type Approver interface {
+	Approve(ctx context.Context, t Tool, arguments string) (bool, error)
 }
 
 // Display is how people read a tool's name: "server.tool".
