@@ -85,7 +85,13 @@ func (o *toolOutput) Approve(ctx context.Context, t tools.Tool, arguments string
 	}
 	prompt := fmt.Sprintf("🔐 The model wants to call `%s` with:\n```\n%s\n```\nApprove or deny (the asker or an admin).", t.Display(), args)
 	dest := j.dest
-	msgID, err := ap.AskApproval(ctx, dest, id, prompt)
+	var msgID string
+	// Paced like any post: the question is a first text's priority.
+	err := j.reply.call(ctx, CallPost, prioFirst, func() error {
+		var err error
+		msgID, err = ap.AskApproval(ctx, dest, id, prompt)
+		return err
+	})
 	if err != nil {
 		return false, fmt.Errorf("ask for approval: %w", err)
 	}
@@ -110,7 +116,10 @@ func (o *toolOutput) Approve(ctx context.Context, t tools.Tool, arguments string
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if err := ap.SettleApproval(sctx, dest, msgID, fmt.Sprintf("`%s`: %s", t.Display(), outcome)); err != nil {
+	err = j.reply.call(sctx, CallEdit, prioFinal, func() error {
+		return ap.SettleApproval(sctx, dest, msgID, fmt.Sprintf("`%s`: %s", t.Display(), outcome))
+	})
+	if err != nil {
 		e.log.Warn("settle approval", "platform", j.p.Name(), "err", err)
 	}
 	return approved, ctx.Err()

@@ -202,3 +202,109 @@ func TestBotOnSlackWithTools(t *testing.T) {
 		t.Error("the logs show the MCP server's token")
 	}
 }
+
+// TestBotOnSlackApproval runs the whole bot on the fake Slack with a
+// server whose calls need approval: Parley asks in the thread with
+// Approve and Deny buttons, a stranger's click is refused, the asker's
+// runs the call, and the buttons give way to the outcome.
+func TestBotOnSlackApproval(t *testing.T) {
+	fake := slacktest.New(t, slacktest.Config{})
+	srv := mcptest.NewServer()
+	h := mcptest.HTTP(srv, "")
+	t.Cleanup(h.Close)
+	path := writeMCPConfig(t, `{"mcpServers": {"ops": {"url": "`+h.URL+`", "approval": true}}}`)
+	model := llmtest.NewServer()
+	defer model.Close()
+	model.Answer = func(req llmtest.Request) llmtest.Reply {
+		if res := req.ToolResults(); len(res) > 0 {
+			return llmtest.Reply{Chunks: []string{"Done: " + res["call_d"]}}
+		}
+		return llmtest.Reply{ToolCalls: []llmtest.ToolCall{{ID: "call_d", Name: "ops__deploy", Arguments: `{"target":"prod"}`}}}
+	}
+	var logs syncBuffer
+	m := &Main{
+		Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: &logs, Dir: t.TempDir(),
+		Environ: envconfig.MapLookuper(map[string]string{
+			"SLACK_BOT_TOKEN": fake.Config().BotToken,
+			"SLACK_APP_TOKEN": fake.Config().AppToken,
+			"SLACK_API_URL":   fake.APIURL,
+			"SLACK_STREAMING": "update",
+			"LLM_BASE_URL":    model.BaseURL(),
+			"LLM_API_KEY":     secretKey,
+			"LLM_MODEL":       "fake-small",
+			"DATABASE_URL":    "sqlite://" + filepath.Join(t.TempDir(), "parley.db"),
+			"HTTP_ADDR":       "127.0.0.1:0",
+			"MCP_CONFIG":      path,
+		}),
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx, nil) }()
+	defer func() {
+		cancel()
+		<-done
+		m.Close()
+	}()
+	defer func() {
+		if t.Failed() {
+			t.Logf("logs:\n%s", logs.String())
+		}
+	}()
+	eventually(t, "the bot and its MCP server", func() bool {
+		return strings.Contains(logs.String(), "parley is running") && strings.Contains(logs.String(), "mcp server connected")
+	})
+	posted := fake.UserMessage("C1", "", "U1", "<@U0BOT> deploy it")
+	var prompt slacktest.Message
+	eventually(t, "the approval question", func() bool {
+		for _, msg := range fake.BotMessages("C1", posted.TS) {
+			if strings.Contains(msg.Text, "ops.deploy") && strings.Contains(msg.Text, "Approve or deny") {
+				prompt = msg
+				return true
+			}
+		}
+		return false
+	})
+	id := regexp.MustCompile(`ap_[0-9a-f]+`).FindString(prompt.Blocks)
+	if id == "" || !strings.Contains(prompt.Blocks, "parley_approve") || !strings.Contains(prompt.Blocks, "parley_deny") {
+		t.Fatalf("the question's blocks %s: want Approve and Deny buttons carrying the approval id", prompt.Blocks)
+	}
+	click := func(user, action string) {
+		env := fake.Interaction(map[string]any{
+			"type": "block_actions", "response_url": fake.ResponseURL(),
+			"team": map[string]any{"id": fake.Config().TeamID}, "user": map[string]any{"id": user},
+			"channel":   map[string]any{"id": "C1"},
+			"container": map[string]any{"type": "message", "channel_id": "C1", "message_ts": prompt.TS, "thread_ts": posted.TS},
+			"actions":   []any{map[string]any{"type": "button", "action_id": action, "block_id": "parley_approval", "value": id}},
+		})
+		eventually(t, "the click acknowledged", func() bool { _, ok := fake.Ack(env); return ok })
+	}
+	click("U2", "parley_approve")
+	eventually(t, "the stranger told", func() bool {
+		rs := fake.Responses()
+		return len(rs) == 1 && strings.Contains(string(rs[0]), "Only the person who asked")
+	})
+	if srv.Calls() != 0 {
+		t.Fatal("a stranger's click ran the call")
+	}
+	click("U1", "parley_approve")
+	want := "Done: deployed prod"
+	eventually(t, "the answer", func() bool {
+		for _, msg := range fake.BotMessages("C1", posted.TS) {
+			if msg.Text == want {
+				return true
+			}
+		}
+		return false
+	})
+	eventually(t, "the buttons settled", func() bool {
+		for _, msg := range fake.BotMessages("C1", posted.TS) {
+			if msg.TS == prompt.TS {
+				return strings.Contains(msg.Text, "Approved") && !strings.Contains(msg.Blocks, "parley_approve")
+			}
+		}
+		return false
+	})
+	if srv.Calls() != 1 {
+		t.Errorf("the tool ran %d times, want once", srv.Calls())
+	}
+}
