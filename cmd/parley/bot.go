@@ -207,10 +207,11 @@ func (m *Main) newEngine(ctx context.Context, cfg *config.Config, log *slog.Logg
 			Workspaces: cfg.Engine.AllowWorkspaces, Channels: cfg.Engine.AllowChannels,
 			Users: cfg.Engine.AllowUsers, Roles: cfg.Engine.AllowRoles, Refusal: cfg.Engine.Refusal,
 		},
-		UserRate:    userRate(cfg.Engine.UserRateN, cfg.Engine.UserRatePer),
-		DailyTokens: cfg.Engine.DailyTokens,
-		Tools:       loop,
-		Logger:      log,
+		UserRate:        userRate(cfg.Engine.UserRateN, cfg.Engine.UserRatePer),
+		DailyTokens:     cfg.Engine.DailyTokens,
+		Tools:           loop,
+		ApprovalTimeout: cfg.Tools.ApprovalTimeout,
+		Logger:          log,
 	}, m.store, client)
 	return engine, client, nil
 }

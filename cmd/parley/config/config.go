@@ -76,6 +76,7 @@ type env struct {
 	ToolsMaxRounds      string `env:"TOOLS_MAX_ROUNDS, default=10"`
 	ToolsCallTimeout    string `env:"TOOLS_CALL_TIMEOUT, default=60s"`
 	ToolsMaxResultBytes string `env:"TOOLS_MAX_RESULT_BYTES, default=16384"`
+	ToolsApprovalWait   string `env:"TOOLS_APPROVAL_TIMEOUT, default=2m"`
 }
 
 // Config is Parley's configuration, one struct per concern.
@@ -220,6 +221,9 @@ type Tools struct {
 	MaxRounds      int           // TOOLS_MAX_ROUNDS: rounds of tool calls in one answer
 	CallTimeout    time.Duration // TOOLS_CALL_TIMEOUT: the longest a call may take
 	MaxResultBytes int           // TOOLS_MAX_RESULT_BYTES: a longer result is cut, with a note the model reads
+	// ApprovalTimeout is TOOLS_APPROVAL_TIMEOUT: how long a person has to
+	// approve a call of a server marked "approval"; no answer denies it.
+	ApprovalTimeout time.Duration
 }
 
 // Purpose says what a configuration is for, and so what it must hold.

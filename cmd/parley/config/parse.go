@@ -104,10 +104,11 @@ func parse(r env, purpose Purpose) *parser {
 	}
 	c.Engine.UserRateN, c.Engine.UserRatePer = p.rate("PARLEY_USER_RATE", r.UserRate)
 	c.Tools = Tools{
-		MCPConfig:      strings.TrimSpace(r.MCPConfig),
-		MaxRounds:      p.integer("TOOLS_MAX_ROUNDS", r.ToolsMaxRounds, 1),
-		CallTimeout:    p.duration("TOOLS_CALL_TIMEOUT", r.ToolsCallTimeout),
-		MaxResultBytes: p.integer("TOOLS_MAX_RESULT_BYTES", r.ToolsMaxResultBytes, 256),
+		MCPConfig:       strings.TrimSpace(r.MCPConfig),
+		MaxRounds:       p.integer("TOOLS_MAX_ROUNDS", r.ToolsMaxRounds, 1),
+		CallTimeout:     p.duration("TOOLS_CALL_TIMEOUT", r.ToolsCallTimeout),
+		MaxResultBytes:  p.integer("TOOLS_MAX_RESULT_BYTES", r.ToolsMaxResultBytes, 256),
+		ApprovalTimeout: p.duration("TOOLS_APPROVAL_TIMEOUT", r.ToolsApprovalWait),
 	}
 
 	p.require(purpose)
