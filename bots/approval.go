@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -79,9 +80,11 @@ func (o *toolOutput) Approve(ctx context.Context, t tools.Tool, arguments string
 		delete(e.approvals.pending, id)
 		e.approvals.mu.Unlock()
 	}()
-	args := arguments
-	if len(args) > 300 {
-		args = args[:300] + "…"
+	// The model's arguments are untrusted: no backtick may close the
+	// code block they are shown in, and a long text is cut.
+	args := strings.ReplaceAll(strings.ToValidUTF8(arguments, "\uFFFD"), "`", "'")
+	if r := []rune(args); len(r) > 300 {
+		args = string(r[:300]) + "…"
 	}
 	prompt := fmt.Sprintf("🔐 The model wants to call `%s` with:\n```\n%s\n```\nApprove or deny (the asker or an admin).", t.Display(), args)
 	dest := j.dest

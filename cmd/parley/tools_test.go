@@ -12,6 +12,7 @@ import (
 
 	"github.com/sethvargo/go-envconfig"
 
+	"github.com/parleyhq/parley/adapters/discord/discordtest"
 	"github.com/parleyhq/parley/adapters/slack/slacktest"
 	"github.com/parleyhq/parley/conversation"
 	"github.com/parleyhq/parley/llm/llmtest"
@@ -308,3 +309,102 @@ func TestBotOnSlackApproval(t *testing.T) {
 		t.Errorf("the tool ran %d times, want once", srv.Calls())
 	}
 }
+
+// TestBotOnDiscordApproval runs the whole bot on the fake Discord with a
+// server whose calls need approval: the question comes with Approve and
+// Deny buttons, a stranger's click is refused (to them alone), the asker's
+// runs the call, and the buttons give way to the outcome.
+func TestBotOnDiscordApproval(t *testing.T) {
+	fake := discordtest.New(t, discordtest.Options{})
+	srv := mcptest.NewServer()
+	h := mcptest.HTTP(srv, "")
+	t.Cleanup(h.Close)
+	path := writeMCPConfig(t, `{"mcpServers": {"ops": {"url": "`+h.URL+`", "approval": true}}}`)
+	model := llmtest.NewServer()
+	defer model.Close()
+	model.Answer = func(req llmtest.Request) llmtest.Reply {
+		if res := req.ToolResults(); len(res) > 0 {
+			return llmtest.Reply{Chunks: []string{"Done: " + res["call_d"]}}
+		}
+		return llmtest.Reply{ToolCalls: []llmtest.ToolCall{{ID: "call_d", Name: "ops__deploy", Arguments: `{"target":"prod"}`}}}
+	}
+	logs := &syncBuffer{}
+	m := &Main{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: logs, Dir: t.TempDir(), Environ: envconfig.MapLookuper(map[string]string{
+		"DISCORD_BOT_TOKEN": fake.Token(),
+		"DISCORD_API_URL":   fake.APIURL(),
+		"LLM_BASE_URL":      model.BaseURL(),
+		"LLM_API_KEY":       secretKey,
+		"LLM_MODEL":         "fake-small",
+		"DATABASE_URL":      "sqlite://" + filepath.Join(t.TempDir(), "parley.db"),
+		"HTTP_ADDR":         "127.0.0.1:0",
+		"MCP_CONFIG":        path,
+	})}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx, nil) }()
+	defer func() {
+		cancel()
+		<-done
+		m.Close()
+		if t.Failed() {
+			t.Logf("logs:\n%s", logs)
+		}
+	}()
+	eventually(t, "the bot and its MCP server", func() bool {
+		return strings.Contains(logs.String(), "parley is running") && strings.Contains(logs.String(), "mcp server connected")
+	})
+	ann, bob := fake.AddUser("ann"), fake.AddUser("bob")
+	ch := fake.AddChannel("general")
+	q := fake.Post(ch, ann, "<@"+fake.BotID+"> deploy it", "")
+	var prompt discordtest.Message
+	eventually(t, "the approval question", func() bool {
+		for _, c := range []string{q.ID, ch} {
+			for _, msg := range fake.BotMessages(c) {
+				if strings.Contains(msg.Components, approvePrefixForTest) {
+					prompt = msg
+					return true
+				}
+			}
+		}
+		return false
+	})
+	id := regexp.MustCompile(`parley_approve:(ap_[0-9a-f]+)`).FindStringSubmatch(prompt.Components)
+	if id == nil || !strings.Contains(prompt.Components, "parley_deny:"+id[1]) || !strings.Contains(prompt.Content, "ops.deploy") {
+		t.Fatalf("the question %+v: want the tool named, with Approve and Deny buttons", prompt)
+	}
+	click := func(u discordtest.User) discordtest.Response {
+		iid := fake.Interact(discordtest.Interaction{Type: 3, GuildID: q.GuildID, ChannelID: prompt.ChannelID, User: u, CustomID: "parley_approve:" + id[1], MessageID: prompt.ID})
+		var r discordtest.Response
+		eventually(t, "the click answered", func() bool {
+			var ok bool
+			r, ok = fake.Response(iid)
+			return ok
+		})
+		return r
+	}
+	if r := click(bob); !r.Ephemeral || !strings.Contains(r.Content, "Only the person who asked") {
+		t.Errorf("the stranger's click: got %+v, want an ephemeral refusal", r)
+	}
+	if srv.Calls() != 0 {
+		t.Fatal("a stranger's click ran the call")
+	}
+	if r := click(ann); r.Content != "Approved." {
+		t.Errorf("the asker's click: got %+v", r)
+	}
+	eventually(t, "the answer and the settled question", func() bool {
+		answered, settled := false, false
+		for _, c := range []string{q.ID, ch} {
+			for _, msg := range fake.BotMessages(c) {
+				answered = answered || msg.Content == "Done: deployed prod"
+				settled = settled || (msg.ID == prompt.ID && strings.Contains(msg.Content, "Approved") && msg.Components == "[]")
+			}
+		}
+		return answered && settled
+	})
+	if srv.Calls() != 1 {
+		t.Errorf("the tool ran %d times, want once", srv.Calls())
+	}
+}
+
+// approvePrefixForTest is the Discord adapter's approve button prefix.
+const approvePrefixForTest = "parley_approve:ap_"
