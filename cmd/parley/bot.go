@@ -129,6 +129,7 @@ func (m *Main) runBot(ctx context.Context) error {
 	case <-engine.Started():
 	case <-ctx.Done():
 	}
+	m.awaitServers(ctx, log)
 	for _, p := range platforms {
 		g.Go(func() error {
 			// Correct the answers a previous run left streaming, then

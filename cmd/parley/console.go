@@ -64,6 +64,7 @@ func (m *Main) runConsole(ctx context.Context) error {
 		case <-gctx.Done():
 			return nil
 		}
+		m.awaitServers(gctx, log)
 		return term.Run(gctx, engine)
 	})
 	return g.Wait()

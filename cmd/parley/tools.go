@@ -55,6 +55,25 @@ func (m *Main) runServers(ctx context.Context) error {
 	return m.servers.Run(ctx)
 }
 
+// serversWait bounds how long the bot and the console wait, before taking
+// messages, for each MCP server's first connection attempt: the first
+// questions should have the tools, but a slow server must not hold the
+// bot back.
+const serversWait = 15 * time.Second
+
+// awaitServers waits until each MCP server was tried once, at most
+// serversWait.
+func (m *Main) awaitServers(ctx context.Context, log *slog.Logger) {
+	if m.servers == nil {
+		return
+	}
+	wctx, cancel := context.WithTimeout(ctx, serversWait)
+	defer cancel()
+	if err := m.servers.Ready(wctx); err != nil && ctx.Err() == nil {
+		log.Warn("MCP servers still connecting; their tools come when they do", "waited", serversWait)
+	}
+}
+
 // toolsCheckTimeout bounds how long `parley tools` waits for the servers.
 const toolsCheckTimeout = 30 * time.Second
 

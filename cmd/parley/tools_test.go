@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sethvargo/go-envconfig"
 
@@ -408,3 +409,54 @@ func TestBotOnDiscordApproval(t *testing.T) {
 
 // approvePrefixForTest is the Discord adapter's approve button prefix.
 const approvePrefixForTest = "parley_approve:ap_"
+
+// In the console a call that needs approval asks for y or n; the next
+// line answers it.
+func TestConsoleApproval(t *testing.T) {
+	srv := mcptest.NewServer()
+	h := mcptest.HTTP(srv, "")
+	t.Cleanup(h.Close)
+	path := writeMCPConfig(t, `{"mcpServers": {"ops": {"url": "`+h.URL+`", "approval": true}}}`)
+	model := llmtest.NewServer()
+	defer model.Close()
+	model.Answer = func(req llmtest.Request) llmtest.Reply {
+		if res := req.ToolResults(); len(res) > 0 {
+			return llmtest.Reply{Chunks: []string{"Result: " + res["call_d"]}}
+		}
+		if req.Messages[len(req.Messages)-1].Text() == "thanks" {
+			return llmtest.Reply{Chunks: []string{"You are welcome."}}
+		}
+		return llmtest.Reply{ToolCalls: []llmtest.ToolCall{{ID: "call_d", Name: "ops__deploy", Arguments: `{"target":"` + req.Messages[len(req.Messages)-1].Text() + `"}`}}}
+	}
+	tests := []struct {
+		name, answer, want string
+		runs               int64
+	}{
+		{"yes", "y", "Result: deployed prod", 1},
+		{"no", "n", "Result: Error: the call was not approved", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, out, _ := testMain(t, map[string]string{
+				"LLM_BASE_URL": model.BaseURL(), "LLM_API_KEY": secretKey, "LLM_MODEL": "fake-small",
+				"DATABASE_URL": "sqlite://" + filepath.Join(t.TempDir(), "parley.db"), "MCP_CONFIG": path,
+			})
+			m.Stdin = strings.NewReader("prod\n" + tt.answer + "\nthanks\n")
+			before := srv.Calls()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if err := m.Run(ctx, []string{"console"}); err != nil {
+				t.Fatal(err)
+			}
+			got := out.String()
+			for _, want := range []string{"ops.deploy", "Approve? [y/N]", tt.want, "You are welcome."} {
+				if !strings.Contains(got, want) {
+					t.Errorf("output lacks %q:\n%s", want, got)
+				}
+			}
+			if n := srv.Calls() - before; n != tt.runs {
+				t.Errorf("the tool ran %d times, want %d", n, tt.runs)
+			}
+		})
+	}
+}

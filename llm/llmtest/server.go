@@ -101,19 +101,13 @@ type Request struct {
 	Tools []RequestTool `json:"tools,omitempty"`
 }
 
-// ToolResults returns the tool messages after the last assistant message
-// with calls, by call id: what a model reads back after its calls.
+// ToolResults returns the tool messages that end the request, by call id:
+// what a model reads back right after its calls (empty when the request
+// ends with anything else, such as a new question).
 func (r Request) ToolResults() map[string]string {
 	out := make(map[string]string)
-	for i := len(r.Messages) - 1; i >= 0; i-- {
-		m := r.Messages[i]
-		if m.Role == "tool" {
-			out[m.ToolCallID] = m.Text()
-			continue
-		}
-		if m.Role == "assistant" && len(m.ToolCalls) > 0 {
-			break
-		}
+	for i := len(r.Messages) - 1; i >= 0 && r.Messages[i].Role == "tool"; i-- {
+		out[r.Messages[i].ToolCallID] = r.Messages[i].Text()
 	}
 	return out
 }
