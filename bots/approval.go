@@ -33,12 +33,13 @@ type Admins interface {
 	IsAdmin(ctx context.Context, platform, workspace, user string, roles []string) bool
 }
 
-// isAdmin reports whether user may act as an admin in workspace.
-func (e *Engine) isAdmin(ctx context.Context, platform, workspace, user string, roles []string) bool {
-	if platform == "console" {
+// toolAdmin reports whether user may act as an admin of tools in
+// workspace on p: approve anyone's calls, turn servers on and off.
+func (e *Engine) toolAdmin(ctx context.Context, p Platform, workspace, user string, roles []string) bool {
+	if p.Name() == "console" {
 		return true // the operator at the terminal
 	}
-	return e.cfg.Admins != nil && e.cfg.Admins.IsAdmin(ctx, platform, workspace, user, roles)
+	return e.cfg.Admins != nil && e.cfg.Admins.IsAdmin(ctx, p.Name(), workspace, user, roles)
 }
 
 // defaultApprovalTimeout is how long a person has to approve a call; no
@@ -142,7 +143,7 @@ func (e *Engine) Decide(ctx context.Context, p Platform, id, user string, roles 
 	if a == nil || a.platform != p.Name() {
 		return "This request is no longer waiting for an answer.", ErrNoApproval
 	}
-	if user != a.asker && !e.isAdmin(ctx, a.platform, a.workspace, user, roles) {
+	if user != a.asker && !e.toolAdmin(ctx, p, a.workspace, user, roles) {
 		return "Only the person who asked, or an admin, can answer this.", nil
 	}
 	decided := false

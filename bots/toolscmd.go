@@ -58,7 +58,7 @@ func (e *Engine) toolsCommand(ctx context.Context, p Platform, cmd Command) Comm
 	if (verb != "on" && verb != "off" && verb != "clear") || len(f) < 2 || len(f) > 3 {
 		return CommandReply{Text: toolsUsage, Ephemeral: true}
 	}
-	if !e.isAdmin(ctx, p.Name(), cmd.Workspace, cmd.User, cmd.Roles) {
+	if !e.toolAdmin(ctx, p, cmd.Workspace, cmd.User, cmd.Roles) {
 		return CommandReply{Text: "Only an admin can turn tools on or off.", Ephemeral: true}
 	}
 	name := f[1]
