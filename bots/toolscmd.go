@@ -73,7 +73,7 @@ func (e *Engine) toolsCommand(ctx context.Context, p Platform, cmd Command) Comm
 		}
 		return CommandReply{Text: fmt.Sprintf("No server `%s`; the servers are %s.", clipName(name), strings.Join(names, ", ")), Ephemeral: true}
 	}
-	scope, where := scopeFor(p, cmd, false)
+	scope, where := toolScope(p, cmd)
 	if len(f) == 3 {
 		switch strings.ToLower(f[2]) {
 		case "workspace":
@@ -133,6 +133,18 @@ func (e *Engine) listTools(ctx context.Context, p Platform, cmd Command, servers
 	}
 	b.WriteString(toolsUsage)
 	return CommandReply{Text: b.String(), Ephemeral: true}
+}
+
+// toolScope is where /tools on or off applies without a scope word: the
+// thread when in one, else the channel (or DM).
+func toolScope(p Platform, cmd Command) (conversation.Scope, string) {
+	switch {
+	case cmd.Thread != "":
+		return conversation.Scope{Kind: conversation.ScopeThread, Platform: p.Name(), Workspace: cmd.Workspace, ID: cmd.Channel + "/" + cmd.Thread}, "in this thread"
+	case cmd.DM:
+		return conversation.Scope{Kind: conversation.ScopeChannel, Platform: p.Name(), Workspace: cmd.Workspace, ID: cmd.Channel}, "in this conversation"
+	}
+	return conversation.Scope{Kind: conversation.ScopeChannel, Platform: p.Name(), Workspace: cmd.Workspace, ID: cmd.Channel}, "in this channel"
 }
 
 // clipName shortens a name typed by a person for an answer.
