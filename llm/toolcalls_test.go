@@ -160,3 +160,32 @@ func TestFitKeepsToolResultsWithTheirCall(t *testing.T) {
 		t.Error("a tool call costs no tokens in the estimate")
 	}
 }
+
+// Calls never panics, whatever pieces an endpoint streams, and every call
+// it returns has an id, unique, and arguments.
+func FuzzCalls(f *testing.F) {
+	f.Add([]byte{0, 1, 2, 0, 1, 3}, "call_", "f", `{"a":`)
+	f.Add([]byte{5, 5, 5}, "", "", "")
+	f.Fuzz(func(t *testing.T, idx []byte, id, name, args string) {
+		var c Calls
+		for i, b := range idx {
+			d := ToolCallDelta{Index: int(b % 8)}
+			switch i % 3 {
+			case 0:
+				d.ID, d.Name = id, name
+			case 1:
+				d.Arguments = args
+			case 2:
+				d.ID, d.Arguments = id+string(rune('a'+b%3)), args
+			}
+			c.Add([]ToolCallDelta{d})
+		}
+		seen := map[string]bool{}
+		for _, call := range c.Calls() {
+			if call.ID == "" || seen[call.ID] || call.Arguments == "" {
+				t.Fatalf("got call %+v among %+v", call, c.Calls())
+			}
+			seen[call.ID] = true
+		}
+	})
+}

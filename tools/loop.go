@@ -72,7 +72,14 @@ type Config struct {
 type Loop struct {
 	cfg Config
 	log *slog.Logger
+
+	mu       sync.Mutex
+	toolless map[string]time.Time // models that refused a request with tools, until when
 }
+
+// toollessFor is how long a model that refused tools is asked without
+// them: a gateway's model may not support function calling at all.
+const toollessFor = 10 * time.Minute
 
 // New returns a Loop for cfg.
 func New(cfg Config) *Loop {
@@ -178,9 +185,42 @@ func Join(answer, round string) string {
 // until the model answers without calls. The error is the stream's (the
 // answer is then what came before it) or ErrRounds.
 func (l *Loop) Answer(ctx context.Context, m Model, req llm.Request, offered []Tool, out Output) (Answer, error) {
+	if l.refusedTools(req.Model) {
+		offered = nil
+	}
+	ans, err := l.answer(ctx, m, req, offered, out)
+	if len(offered) > 0 && errors.Is(err, llm.ErrBadRequest) && ans.Text == "" && len(ans.Rounds) == 0 {
+		// The request was refused before any answer: most often a model
+		// without function calling. Ask again without tools, and keep
+		// asking this model without them for a while.
+		l.log.Info("tools: the model refused a request with tools; asking without them", "model", req.Model, "for", toollessFor, "err", err)
+		l.mu.Lock()
+		if l.toolless == nil {
+			l.toolless = make(map[string]time.Time)
+		}
+		l.toolless[req.Model] = time.Now().Add(toollessFor)
+		l.mu.Unlock()
+		return l.answer(ctx, m, req, nil, out)
+	}
+	return ans, err
+}
+
+// refusedTools reports whether model refused tools lately.
+func (l *Loop) refusedTools(model string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	until, ok := l.toolless[model]
+	if ok && time.Now().After(until) {
+		delete(l.toolless, model)
+		return false
+	}
+	return ok
+}
+
+func (l *Loop) answer(ctx context.Context, m Model, req llm.Request, offered []Tool, out Output) (Answer, error) {
 	var ans Answer
 	byName := make(map[string]Tool, len(offered))
-	req.Tools = make([]llm.Tool, 0, len(offered))
+	req.Tools = nil
 	for _, t := range offered {
 		byName[t.Name] = t
 		req.Tools = append(req.Tools, llm.Tool{Name: t.Name, Description: t.Description, Parameters: t.Schema})

@@ -348,3 +348,29 @@ func TestModelName(t *testing.T) {
 }
 
 var _ = os.Args
+
+// A model that refuses requests with tools (no function calling) is asked
+// again without them, and then without them for a while.
+func TestModelWithoutTools(t *testing.T) {
+	srv := mcptest.NewServer()
+	h := mcptest.HTTP(srv, "")
+	t.Cleanup(h.Close)
+	servers := startServers(t, nil, tools.ServerConfig{Name: "t", URL: h.URL})
+	waitState(t, servers, "t", tools.StateConnected)
+	loop := tools.New(tools.Config{Source: servers, Logger: quiet()})
+	model, fake := fakeModel(t, func(req llmtest.Request) llmtest.Reply {
+		if len(req.Tools) > 0 {
+			return llmtest.Reply{Status: 400, Body: `{"error":{"message":"tools is not supported for this model","type":"invalid_request_error"}}`}
+		}
+		return llmtest.Reply{Chunks: []string{"plain answer"}}
+	})
+	for i := range 2 {
+		ans, err := loop.Answer(t.Context(), model, question("hi"), loop.Offer(nil), &recorder{})
+		if err != nil || ans.Text != "plain answer" {
+			t.Fatalf("answer %d: got %q, %v; want the plain answer", i, ans.Text, err)
+		}
+	}
+	if n := len(fake.Requests()); n != 3 {
+		t.Errorf("got %d requests, want 3: one refused, then two without tools", n)
+	}
+}
