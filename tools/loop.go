@@ -75,6 +75,7 @@ type Loop struct {
 
 	mu       sync.Mutex
 	toolless map[string]time.Time // models that refused a request with tools, until when
+	capped   sync.Once            // the warning that MaxTools left tools out
 }
 
 // toollessFor is how long a model that refused tools is asked without
@@ -117,7 +118,9 @@ func (l *Loop) Offer(allow func(Tool) bool) []Tool {
 			continue
 		}
 		if len(out) == l.cfg.MaxTools {
-			l.log.Warn("tools: more tools than offered at once; the rest are left out", "max", l.cfg.MaxTools)
+			l.capped.Do(func() {
+				l.log.Warn("tools: more tools than are offered at once; the rest are left out (turn servers off per scope with /tools)", "max", l.cfg.MaxTools)
+			})
 			break
 		}
 		out = append(out, t)
