@@ -10,6 +10,7 @@ import (
 
 	"github.com/parleyhq/parley/conversation"
 	"github.com/parleyhq/parley/llm"
+	"github.com/parleyhq/parley/tools"
 )
 
 // answer streams the model's answer to j into its reply and stores it.
@@ -62,12 +63,12 @@ func (e *Engine) answer(j *job) {
 	started := time.Now()
 	e.obs.QueueWait(j.p.Name(), started.Sub(j.queued))
 	e.obs.Streams(1)
-	text, usage, finish, streamErr := e.stream(ctx, j, model, system)
+	text, usage, finish, rounds, streamErr := e.stream(ctx, j, model, system)
 	modelTime := time.Since(started)
 	close(progressDone)
 	e.obs.Streams(-1)
 
-	asst.Text = text
+	asst.Text, asst.Tools = text, rounds
 	if usage != nil {
 		asst.PromptTokens, asst.CompletionTokens = usage.PromptTokens, usage.CompletionTokens
 	}
@@ -133,14 +134,23 @@ func (e *Engine) answer(j *job) {
 }
 
 // stream asks the model and feeds its text to the reply. It returns the
-// answer text, the usage when reported, the finish reason, and the error
-// that ended it early.
-func (e *Engine) stream(ctx context.Context, j *job, model, system string) (string, *llm.Usage, string, error) {
+// answer text, the usage when reported, the finish reason, the rounds of
+// tool calls, and the error that ended it early.
+func (e *Engine) stream(ctx context.Context, j *job, model, system string) (string, *llm.Usage, string, []conversation.ToolRound, error) {
 	budget := e.cfg.ContextTokens
+	offered := e.cfg.Tools.Offer(e.toolFilter(ctx, j))
 	for attempt := 0; ; attempt++ {
 		msgs, err := e.history(ctx, j, model, system, budget)
 		if err != nil {
-			return "", nil, "", err
+			return "", nil, "", nil, err
+		}
+		if len(offered) > 0 {
+			ans, err := e.streamTools(ctx, j, model, msgs, offered)
+			if errors.Is(err, llm.ErrContextLength) && attempt < 2 && ans.Text == "" && len(ans.Rounds) == 0 {
+				budget /= 2
+				continue
+			}
+			return ans.Text, ans.Usage, ans.Finish, ans.Rounds, err
 		}
 		asked := time.Now()
 		s, err := e.llm.Stream(ctx, llm.Request{Model: model, Messages: msgs})
@@ -151,7 +161,7 @@ func (e *Engine) stream(ctx context.Context, j *job, model, system string) (stri
 			continue
 		}
 		if err != nil {
-			return "", nil, "", err
+			return "", nil, "", nil, err
 		}
 		defer s.Close()
 		var text strings.Builder
@@ -170,10 +180,10 @@ func (e *Engine) stream(ctx context.Context, j *job, model, system string) (stri
 			}
 			d, err := s.Recv()
 			if err == io.EOF {
-				return text.String(), usage, finish, nil
+				return text.String(), usage, finish, nil, nil
 			}
 			if err != nil {
-				return text.String(), usage, finish, err
+				return text.String(), usage, finish, nil, err
 			}
 			if d.Usage != nil {
 				usage = d.Usage
@@ -333,6 +343,11 @@ func (e *Engine) history(ctx context.Context, j *job, model, system string, budg
 		content := m.Text
 		if m.Role == conversation.RoleAssistant && len(m.Attachments) > 0 {
 			content += "\n\n" + deliveredNote(m.Attachments)
+		}
+		if m.Role == conversation.RoleAssistant && len(m.Tools) > 0 {
+			// The calls and results before the answer, with their ids.
+			msgs = append(msgs, tools.History(content, m.Tools)...)
+			continue
 		}
 		msg := llm.Message{Role: llm.Role(m.Role), Content: content}
 		if m.Role == conversation.RoleUser && len(m.Attachments) > 0 {

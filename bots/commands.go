@@ -12,7 +12,7 @@ import (
 )
 
 // commandNames are the engine's commands, as typed after a slash.
-var commandNames = map[string]bool{"model": true, "models": true, "reset": true, "system": true, "help": true, "usage": true}
+var commandNames = map[string]bool{"model": true, "models": true, "reset": true, "system": true, "help": true, "usage": true, "tools": true}
 
 // parseCommand recognizes a command written in a message ("/model gpt-4o"),
 // as people do in Slack threads, where slash commands cannot be used.
@@ -37,6 +37,7 @@ const helpText = "**Parley** answers when you mention it in a channel, in the th
 	"• `/reset` forgets this conversation\n" +
 	"Settings for a channel or the workspace, and forgetting a conversation other people are in, are for admins; your own settings, your threads and your DM with Parley are yours.\n" +
 	"• `/usage` shows the tokens you used today and in the last 30 days\n" +
+	"• `/tools` lists the tools the model may use here\n" +
 	"• React with :octagonal_sign: to a reply being written to stop it"
 
 // Command runs a command and returns its answer.
@@ -58,6 +59,8 @@ func (e *Engine) Command(ctx context.Context, p Platform, cmd Command) CommandRe
 		return e.systemCommand(ctx, p, cmd)
 	case "usage":
 		return e.usageCommand(ctx, p, cmd)
+	case "tools":
+		return e.toolsCommand(ctx, p, cmd)
 	default:
 		return CommandReply{Text: fmt.Sprintf("Unknown command `%s`. Try `/help`.", cmd.Name), Ephemeral: true}
 	}

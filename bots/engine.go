@@ -21,6 +21,7 @@ import (
 	"github.com/parleyhq/parley/bots/media"
 	"github.com/parleyhq/parley/conversation"
 	"github.com/parleyhq/parley/llm"
+	"github.com/parleyhq/parley/tools"
 )
 
 // Config configures an Engine. Zero values are documented defaults.
@@ -51,6 +52,12 @@ type Config struct {
 	VisionModels []string
 	// MaxImageBytes bounds an image sent to a model; default 20 MiB.
 	MaxImageBytes int64
+	// Tools are offered to the model while it answers (MCP_CONFIG); nil:
+	// none.
+	Tools *tools.Loop
+	// ApprovalTimeout is how long a person has to approve a tool call
+	// that needs it; no answer denies it. Default 2 minutes.
+	ApprovalTimeout time.Duration
 	// Access says whom Parley answers (PARLEY_ALLOW_*).
 	Access Access
 	// UserRate bounds each person's requests (PARLEY_USER_RATE); the zero
@@ -138,6 +145,7 @@ type Engine struct {
 	lastBeat   time.Time
 	leaseUntil time.Time
 	leaseEpoch int64
+	approvals  approvals // tool calls waiting for a person's approval
 }
 
 // New returns an Engine.

@@ -17,8 +17,9 @@ func TestImportsFlowOneWay(t *testing.T) {
 	const mod = "github.com/parleyhq/parley/"
 	forbidden := map[string][]string{
 		"bots":         {"adapters/", "cmd/"},
-		"llm":          {"adapters/", "cmd/", "bots", "conversation"},
-		"conversation": {"adapters/", "cmd/", "bots", "llm"},
+		"llm":          {"adapters/", "cmd/", "bots", "conversation", "tools"},
+		"conversation": {"adapters/", "cmd/", "bots", "llm", "tools"},
+		"tools":        {"adapters/", "cmd/", "bots"},
 	}
 	root := filepath.Join("..")
 	checked := 0

@@ -77,6 +77,26 @@ type Attachment struct {
 	PlatformID string `json:"platform_id,omitempty"` // the platform's file id
 }
 
+// ToolRound is one turn of an answer in which the model called tools: what
+// it wrote before the calls, and each call with its result. An answer's
+// rounds come before its final text; a follow-up request replays them as
+// OpenAI messages (the assistant's calls, then a tool message per call with
+// its id), so the model sees what its tools said.
+type ToolRound struct {
+	Text  string     `json:"text,omitempty"`
+	Calls []ToolCall `json:"calls"`
+}
+
+// ToolCall is one call of a ToolRound. Arguments and Result are untrusted
+// text: the model's and the tool's.
+type ToolCall struct {
+	ID        string `json:"id"`
+	Name      string `json:"name"` // as the model called it (server__tool)
+	Arguments string `json:"arguments"`
+	Result    string `json:"result"`
+	Error     bool   `json:"error,omitempty"` // the result is an error the model was told
+}
+
 // Message is one message of a conversation.
 type Message struct {
 	ID             int64
@@ -93,6 +113,10 @@ type Message struct {
 	CompletionTokens int
 	Status           Status
 	Attachments      []Attachment
+	// Tools are the rounds of tool calls an assistant message made before
+	// its final text (nil when it used none). Text is the whole reply as
+	// shown: the rounds' texts, then the final text, a blank line apart.
+	Tools []ToolRound
 	// ReplyTo is, for an assistant message, the ID of the user message it
 	// answers (0 when unknown): answers are written after later questions
 	// may already be stored, so history is rebuilt in question order.
@@ -173,7 +197,8 @@ type Store interface {
 	// returned with created false.
 	Append(ctx context.Context, convID int64, m Message) (stored Message, created bool, err error)
 	// UpdateMessage rewrites a message's PlatformID, Text, Model, token
-	// counts, Status and Attachments; it returns ErrNotFound for an unknown ID.
+	// counts, Status, Attachments and Tools; it returns ErrNotFound for an
+	// unknown ID.
 	UpdateMessage(ctx context.Context, m Message) error
 	// History returns the newest messages of a conversation within q,
 	// oldest first.

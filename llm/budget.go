@@ -32,7 +32,11 @@ func EstimateTokens(msgs []Message) int {
 }
 
 func messageTokens(m *Message) int {
-	return tokensPerMessage + textTokens(m.Content) + tokensPerImage*len(m.Images)
+	n := tokensPerMessage + textTokens(m.Content) + tokensPerImage*len(m.Images)
+	for i := range m.ToolCalls {
+		n += tokensPerMessage + textTokens(m.ToolCalls[i].Name) + textTokens(m.ToolCalls[i].Arguments)
+	}
+	return n
 }
 
 func textTokens(s string) int {
@@ -68,7 +72,8 @@ func isWide(r rune) bool {
 // system message and the last message, dropping the oldest turns first. It
 // returns the kept messages and how many were dropped. After dropping it
 // also drops assistant messages that would open the history, so that what
-// is kept starts with a user turn. When the system message and the last
+// is kept starts with a user turn (tool results go with the assistant turn
+// that called them). When the system message and the last
 // message alone exceed the budget they are returned anyway: the endpoint
 // decides. budget <= 0 means no budget. msgs is not modified.
 //
@@ -89,7 +94,9 @@ func Fit(msgs []Message, budget int) (kept []Message, dropped int) {
 	for i < last && total > budget {
 		total -= messageTokens(&msgs[i])
 		i++
-		for i < last && msgs[i].Role == RoleAssistant {
+		// A tool result belongs to the assistant turn that called it:
+		// neither may open the history.
+		for i < last && (msgs[i].Role == RoleAssistant || msgs[i].Role == RoleTool) {
 			total -= messageTokens(&msgs[i])
 			i++
 		}

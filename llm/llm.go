@@ -21,6 +21,9 @@ const (
 	RoleSystem    Role = "system"
 	RoleUser      Role = "user"
 	RoleAssistant Role = "assistant"
+	// RoleTool is a tool's result, answering the assistant's call with
+	// ToolCallID.
+	RoleTool Role = "tool"
 )
 
 // Image is an image part of a user message: a data: URL (base64) or an
@@ -34,6 +37,28 @@ type Message struct {
 	Role    Role
 	Content string
 	Images  []Image // user messages only
+	// ToolCalls are the calls an assistant message made (its Content may
+	// be empty then).
+	ToolCalls []ToolCall
+	// ToolCallID is, on a RoleTool message, the id of the call it answers.
+	ToolCallID string
+}
+
+// ToolCall is one whole function call of the model: Arguments is the JSON
+// text the model wrote, unchecked (it may not even be JSON).
+type ToolCall struct {
+	ID        string `json:"id"`
+	Name      string `json:"name"`
+	Arguments string `json:"arguments"`
+}
+
+// Tool is a function the model may call. Name must match
+// ^[a-zA-Z0-9_-]{1,64}$ (OpenAI's rule); Parameters is a JSON Schema
+// object, nil for none.
+type Tool struct {
+	Name        string
+	Description string
+	Parameters  map[string]any
 }
 
 // Request is one chat completion.
@@ -41,6 +66,8 @@ type Request struct {
 	Model     string
 	Messages  []Message
 	MaxTokens int // 0: the endpoint's default
+	// Tools are offered to the model; none: the request has no tools field.
+	Tools []Tool
 }
 
 // Usage is the token count reported by the endpoint.

@@ -17,6 +17,7 @@ import (
 	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/packages/param"
 	"github.com/openai/openai-go/v3/packages/ssestream"
+	"github.com/openai/openai-go/v3/shared"
 )
 
 // errClosed is returned by Recv after Close.
@@ -104,7 +105,28 @@ func buildParams(req Request) (openai.ChatCompletionNewParams, error) {
 		case RoleSystem:
 			p.Messages = append(p.Messages, openai.SystemMessage(m.Content))
 		case RoleAssistant:
-			p.Messages = append(p.Messages, openai.AssistantMessage(m.Content))
+			if len(m.ToolCalls) == 0 {
+				p.Messages = append(p.Messages, openai.AssistantMessage(m.Content))
+				continue
+			}
+			a := openai.ChatCompletionAssistantMessageParam{}
+			if m.Content != "" {
+				a.Content.OfString = openai.String(m.Content)
+			}
+			for _, tc := range m.ToolCalls {
+				a.ToolCalls = append(a.ToolCalls, openai.ChatCompletionMessageToolCallUnionParam{
+					OfFunction: &openai.ChatCompletionMessageFunctionToolCallParam{
+						ID:       tc.ID,
+						Function: openai.ChatCompletionMessageFunctionToolCallFunctionParam{Name: tc.Name, Arguments: tc.Arguments},
+					},
+				})
+			}
+			p.Messages = append(p.Messages, openai.ChatCompletionMessageParamUnion{OfAssistant: &a})
+		case RoleTool:
+			if m.ToolCallID == "" {
+				return p, fmt.Errorf("llm: message %d: a tool message needs the id of the call it answers", i)
+			}
+			p.Messages = append(p.Messages, openai.ToolMessage(m.Content, m.ToolCallID))
 		case RoleUser:
 			if len(m.Images) == 0 {
 				p.Messages = append(p.Messages, openai.UserMessage(m.Content))
@@ -123,8 +145,15 @@ func buildParams(req Request) (openai.ChatCompletionNewParams, error) {
 			}
 			p.Messages = append(p.Messages, openai.UserMessage(parts))
 		default:
-			return p, fmt.Errorf("llm: message %d: unknown role %q; use system, user or assistant", i, m.Role)
+			return p, fmt.Errorf("llm: message %d: unknown role %q; use system, user, assistant or tool", i, m.Role)
 		}
+	}
+	for _, t := range req.Tools {
+		def := shared.FunctionDefinitionParam{Name: t.Name, Parameters: shared.FunctionParameters(t.Parameters)}
+		if t.Description != "" {
+			def.Description = openai.String(t.Description)
+		}
+		p.Tools = append(p.Tools, openai.ChatCompletionFunctionTool(def))
 	}
 	return p, nil
 }

@@ -93,6 +93,10 @@ type Terminal struct {
 	col0   bool   // the output is at the start of a line
 	status bool   // a progress line is on screen
 	turn   *turn  // the question being answered
+	// approval is the tool call waiting for a y or n, if any; asking
+	// wakes the answer being waited for when one is asked.
+	approval string
+	asking   chan struct{}
 }
 
 // message is one message of the bot.
@@ -123,7 +127,7 @@ func New(cfg Config) *Terminal {
 	// Message ids must not repeat across runs on one database: the store
 	// takes a known id for a duplicate delivery and the engine ignores it.
 	run := strconv.FormatInt(cfg.Now().UnixNano(), 36)
-	return &Terminal{cfg: cfg, run: run, msgs: map[string]*message{}, col0: true}
+	return &Terminal{cfg: cfg, run: run, msgs: map[string]*message{}, col0: true, asking: make(chan struct{}, 1)}
 }
 
 // Name returns "console".
@@ -219,7 +223,7 @@ func (t *Terminal) Run(ctx context.Context, e Engine) error {
 			t.printBlock(render(reply.Text, t.cfg.Interactive))
 			continue
 		}
-		if err := t.ask(ctx, e, line); errors.Is(err, errQuit) {
+		if err := t.ask(ctx, e, line, lines); errors.Is(err, errQuit) {
 			t.endLine()
 			return nil
 		} else if err != nil {
@@ -231,8 +235,9 @@ func (t *Terminal) Run(ctx context.Context, e Engine) error {
 	}
 }
 
-// ask sends one line and waits until its answer is finished.
-func (t *Terminal) ask(ctx context.Context, e Engine, line string) error {
+// ask sends one line and waits until its answer is finished. While a
+// tool call waits for approval, the next line of lines answers it.
+func (t *Terminal) ask(ctx context.Context, e Engine, line string, lines <-chan string) error {
 	t.mu.Lock()
 	t.seq++
 	tr := &turn{id: t.run + "-q" + strconv.Itoa(t.seq), done: make(chan struct{})}
@@ -254,7 +259,21 @@ func (t *Terminal) ask(ctx context.Context, e Engine, line string) error {
 	}
 	stopped := false
 	for {
+		var answer <-chan string
+		id := t.pendingApproval()
+		if id != "" {
+			answer = lines
+		}
 		select {
+		case l, ok := <-answer:
+			if !ok {
+				l = "" // input ended: denied
+			}
+			t.answerApproval(ctx, e, id, l)
+			if !ok {
+				lines = nil
+			}
+		case <-t.asking:
 		case <-tr.done:
 			return nil
 		case <-t.cfg.Interrupt:

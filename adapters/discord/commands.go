@@ -98,9 +98,13 @@ func (a *Adapter) onInteraction(ctx context.Context, i *discordgo.Interaction) {
 	if i.ID == "" || i.Token == "" {
 		return
 	}
+	if i.Type == discordgo.InteractionMessageComponent {
+		a.onComponent(ctx, i) // the approval buttons
+		return
+	}
 	data, ok := i.Data.(discordgo.ApplicationCommandInteractionData)
 	if !ok {
-		return // components and modals: Parley sends none
+		return // modals: Parley sends none
 	}
 	if i.AppID == "" {
 		a.mu.Lock()

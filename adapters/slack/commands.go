@@ -146,6 +146,7 @@ func (a *Adapter) interaction(ctx context.Context, ic *slackapi.InteractionCallb
 		}
 		return out
 	case slackapi.InteractionTypeBlockActions:
+		a.approvalClicks(ic)
 		for _, act := range ic.ActionCallback.BlockActions {
 			if act == nil || act.ActionID != modelActionID || act.SelectedOption.Value == "" {
 				continue

@@ -112,10 +112,12 @@ func (m *Main) runBot(ctx context.Context) error {
 	for _, s := range servers {
 		s.run(ctx, g)
 	}
+	g.Go(func() error { return m.runServers(ctx) })
 	select {
 	case <-engine.Started():
 	case <-ctx.Done():
 	}
+	m.awaitServers(ctx, log)
 	for _, p := range platforms {
 		g.Go(func() error {
 			// Correct the answers a previous run left streaming, then
@@ -172,6 +174,11 @@ func (m *Main) newEngine(ctx context.Context, cfg *config.Config, log *slog.Logg
 		return nil, nil, err
 	}
 	checkLLM(ctx, client, cfg.LLM, log, starting)
+	servers, loop, err := m.newTools(cfg.Tools, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	m.servers = servers
 	var obs bots.Observer
 	if m.metrics != nil {
 		obs = m.metrics
@@ -195,9 +202,11 @@ func (m *Main) newEngine(ctx context.Context, cfg *config.Config, log *slog.Logg
 			Users: cfg.Engine.AllowUsers, Roles: cfg.Engine.AllowRoles, Refusal: cfg.Engine.Refusal,
 			Admins: cfg.Engine.Admins,
 		},
-		UserRate:    userRate(cfg.Engine.UserRateN, cfg.Engine.UserRatePer),
-		DailyTokens: cfg.Engine.DailyTokens,
-		Logger:      log,
+		UserRate:        userRate(cfg.Engine.UserRateN, cfg.Engine.UserRatePer),
+		DailyTokens:     cfg.Engine.DailyTokens,
+		Tools:           loop,
+		ApprovalTimeout: cfg.Tools.ApprovalTimeout,
+		Logger:          log,
 	}, m.store, client)
 	return engine, client, nil
 }

@@ -55,6 +55,7 @@ func (m *Main) runConsole(ctx context.Context) error {
 	runCtx, stop := context.WithCancel(ctx)
 	g, gctx := errgroup.WithContext(runCtx)
 	g.Go(func() error { return engine.Run(gctx) })
+	g.Go(func() error { return m.runServers(gctx) })
 	g.Go(func() error {
 		// The chat ends the engine when input ends.
 		defer stop()
@@ -63,6 +64,7 @@ func (m *Main) runConsole(ctx context.Context) error {
 		case <-gctx.Done():
 			return nil
 		}
+		m.awaitServers(gctx, log)
 		return term.Run(gctx, engine)
 	})
 	return g.Wait()

@@ -20,6 +20,7 @@ import (
 	"github.com/parleyhq/parley/bots"
 	"github.com/parleyhq/parley/cmd/parley/config"
 	"github.com/parleyhq/parley/conversation"
+	"github.com/parleyhq/parley/tools"
 )
 
 const usage = `Usage: parley [command]
@@ -30,6 +31,7 @@ Commands:
   migrate   create or update the database schema, then exit
   config    print the effective configuration (secrets masked)
   health    exit 0 when the instance on HTTP_ADDR answers /healthz (for HEALTHCHECK)
+  tools     list the MCP servers of MCP_CONFIG, their state and tools (exit 1 if one is down)
   version   print the version
 
 Settings are read from the environment and from a .env file in the working
@@ -74,7 +76,8 @@ type Main struct {
 	User string
 
 	store   conversation.Store
-	metrics *metrics // set while the bot runs
+	metrics *metrics       // set while the bot runs
+	servers *tools.Servers // the MCP servers, when MCP_CONFIG is set
 }
 
 // NewMain returns a Main on the process's standard streams and environment.
@@ -119,6 +122,8 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return m.runConfig(ctx)
 	case "health":
 		return m.runHealth(ctx)
+	case "tools":
+		return m.runTools(ctx)
 	case "version", "-version", "--version":
 		_, err := fmt.Fprintln(m.Stdout, "parley", Version())
 		return err

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/parleyhq/parley/tools/mcptest"
+
 	"bytes"
 	"context"
 	"errors"
@@ -20,6 +22,7 @@ import (
 // TestMain runs main itself when the test binary is started as parley by
 // runProcess.
 func TestMain(m *testing.M) {
+	mcptest.Main() // the test MCP server, when a test starts this binary as one
 	if os.Getenv("PARLEY_TEST_MAIN") == "1" {
 		os.Args = append([]string{"parley"}, strings.Fields(os.Getenv("PARLEY_TEST_ARGS"))...)
 		main()

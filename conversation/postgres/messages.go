@@ -16,23 +16,23 @@ import (
 )
 
 const messageColumns = `id, conversation_id, role, author, platform_id, text, model,
-	prompt_tokens, completion_tokens, status, attachments, reply_to, created_at, updated_at`
+	prompt_tokens, completion_tokens, status, attachments, reply_to, created_at, updated_at, tools`
 
 // prefixed returns messageColumns qualified by table alias a.
 func prefixed(a string) string {
 	return a + `.id, ` + a + `.conversation_id, ` + a + `.role, ` + a + `.author, ` + a + `.platform_id, ` + a + `.text, ` + a + `.model, ` +
-		a + `.prompt_tokens, ` + a + `.completion_tokens, ` + a + `.status, ` + a + `.attachments, ` + a + `.reply_to, ` + a + `.created_at, ` + a + `.updated_at`
+		a + `.prompt_tokens, ` + a + `.completion_tokens, ` + a + `.status, ` + a + `.attachments, ` + a + `.reply_to, ` + a + `.created_at, ` + a + `.updated_at, ` + a + `.tools`
 }
 
 // messageDest returns the scan destinations of messageColumns for m and a
 // function that finishes m once scanned.
 func messageDest(m *conversation.Message) ([]any, func() error) {
 	var (
-		platformID  *string
-		attachments []byte
+		platformID         *string
+		attachments, tools []byte
 	)
 	dest := []any{&m.ID, &m.ConversationID, &m.Role, &m.Author, &platformID, &m.Text, &m.Model,
-		&m.PromptTokens, &m.CompletionTokens, &m.Status, &attachments, &m.ReplyTo, &m.CreatedAt, &m.UpdatedAt}
+		&m.PromptTokens, &m.CompletionTokens, &m.Status, &attachments, &m.ReplyTo, &m.CreatedAt, &m.UpdatedAt, &tools}
 	return dest, func() error {
 		if platformID != nil {
 			m.PlatformID = *platformID
@@ -43,6 +43,9 @@ func messageDest(m *conversation.Message) ([]any, func() error) {
 			return fmt.Errorf("message %d: %w", m.ID, err)
 		}
 		m.Attachments = atts
+		if m.Tools, err = decodeTools(tools); err != nil {
+			return fmt.Errorf("message %d: %w", m.ID, err)
+		}
 		return nil
 	}
 }
@@ -68,6 +71,18 @@ func encodeAttachments(atts []conversation.Attachment) (any, error) {
 	return string(b), nil
 }
 
+// encodeTools returns the JSON of rounds, or nil (NULL) for none.
+func encodeTools(rounds []conversation.ToolRound) (any, error) {
+	if len(rounds) == 0 {
+		return nil, nil
+	}
+	b, err := json.Marshal(rounds)
+	if err != nil {
+		return nil, fmt.Errorf("encode tool calls: %w", err)
+	}
+	return string(b), nil
+}
+
 func decodeAttachments(b []byte) ([]conversation.Attachment, error) {
 	if len(b) == 0 {
 		return nil, nil
@@ -80,6 +95,20 @@ func decodeAttachments(b []byte) ([]conversation.Attachment, error) {
 		return nil, nil
 	}
 	return atts, nil
+}
+
+func decodeTools(b []byte) ([]conversation.ToolRound, error) {
+	if len(b) == 0 {
+		return nil, nil
+	}
+	var rounds []conversation.ToolRound
+	if err := json.Unmarshal(b, &rounds); err != nil {
+		return nil, fmt.Errorf("decode tool calls: %w", err)
+	}
+	if len(rounds) == 0 {
+		return nil, nil
+	}
+	return rounds, nil
 }
 
 // nullable returns s, or nil (NULL) when it is empty.
@@ -99,9 +128,9 @@ const appendSQL = `WITH q AS (
 	SELECT nextval('messages_id_seq') AS id
 ), ins AS (
 	INSERT INTO messages (id, conversation_id, role, author, platform_id, text, model,
-		prompt_tokens, completion_tokens, status, attachments, reply_to, created_at, updated_at, sort_at, sort_id)
+		prompt_tokens, completion_tokens, status, attachments, reply_to, created_at, updated_at, sort_at, sort_id, tools)
 	SELECT n.id, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
-		COALESCE((SELECT sort_at FROM q), $12), COALESCE((SELECT sort_id FROM q), n.id)
+		COALESCE((SELECT sort_at FROM q), $12), COALESCE((SELECT sort_id FROM q), n.id), $14
 	FROM n
 	ON CONFLICT (platform_id, conversation_id) DO NOTHING
 	RETURNING id
@@ -148,6 +177,13 @@ func (s *Store) Append(ctx context.Context, convID int64, m conversation.Message
 	if err != nil {
 		return conversation.Message{}, false, fmt.Errorf("postgres: append to conversation %d: %w", convID, err)
 	}
+	if len(m.Tools) == 0 {
+		m.Tools = nil
+	}
+	tools, err := encodeTools(m.Tools)
+	if err != nil {
+		return conversation.Message{}, false, fmt.Errorf("postgres: append to conversation %d: %w", convID, err)
+	}
 
 	// A conflict means the message is stored; it could be deleted (Forget)
 	// before it is read back, so try again a few times.
@@ -159,7 +195,7 @@ func (s *Store) Append(ctx context.Context, convID int64, m conversation.Message
 	for range 3 {
 		err := s.pool.QueryRow(ctx, query,
 			convID, m.Role, m.Author, nullable(m.PlatformID), m.Text, m.Model,
-			m.PromptTokens, m.CompletionTokens, m.Status, atts, m.ReplyTo, m.CreatedAt, now,
+			m.PromptTokens, m.CompletionTokens, m.Status, atts, m.ReplyTo, m.CreatedAt, now, tools,
 		).Scan(&m.ID)
 		switch {
 		case err == nil:
@@ -182,18 +218,22 @@ func (s *Store) Append(ctx context.Context, convID int64, m conversation.Message
 }
 
 // UpdateMessage rewrites a message's PlatformID, Text, Model, token counts,
-// Status and Attachments, and sets its UpdatedAt to now. It returns
+// Status, Attachments and Tools, and sets its UpdatedAt to now. It returns
 // ErrNotFound for an unknown ID.
 func (s *Store) UpdateMessage(ctx context.Context, m conversation.Message) error {
 	atts, err := encodeAttachments(m.Attachments)
 	if err != nil {
 		return fmt.Errorf("postgres: update message %d: %w", m.ID, err)
 	}
+	tools, err := encodeTools(m.Tools)
+	if err != nil {
+		return fmt.Errorf("postgres: update message %d: %w", m.ID, err)
+	}
 	tag, err := s.pool.Exec(ctx, `UPDATE messages SET platform_id = $1, text = $2, model = $3,
-			prompt_tokens = $4, completion_tokens = $5, status = $6, attachments = $7, updated_at = $8
+			prompt_tokens = $4, completion_tokens = $5, status = $6, attachments = $7, tools = $10, updated_at = $8
 		WHERE id = $9`,
 		nullable(m.PlatformID), m.Text, m.Model, m.PromptTokens, m.CompletionTokens, m.Status, atts,
-		s.timestamp(), m.ID)
+		s.timestamp(), m.ID, tools)
 	if pgCode(err) == codeUniqueViolation {
 		return fmt.Errorf("postgres: update message %d: platform id %q already belongs to another message of the conversation", m.ID, m.PlatformID)
 	}

@@ -184,18 +184,15 @@ func TestMigrateFromFirstVersion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, _, err := s.Append(t.Context(), c.ID, conversation.Message{Role: conversation.RoleUser, Text: "asked before the upgrade"})
-	if err != nil {
+	// Written as a build of version 1 wrote it: this build's statements
+	// name columns that version has no place for.
+	insert := `INSERT INTO messages (conversation_id, role, author, text, model, prompt_tokens, completion_tokens, status,
+		reply_to, created_at, updated_at, sort_at, sort_id) VALUES ($1, $2, '', $3, '', 0, 0, $4, $5, now(), now(), now(), $6) RETURNING id`
+	var q conversation.Message
+	if err := s.pool.QueryRow(t.Context(), insert, c.ID, "user", "asked before the upgrade", "complete", 0, 1).Scan(&q.ID); err != nil {
 		t.Fatal(err)
 	}
-	// The answer is written as a build of that version wrote it: this
-	// one's Append also clears the question from an inbox that version
-	// has no table for.
-	a, _, err := s.Append(t.Context(), c.ID, conversation.Message{Role: conversation.RoleAssistant, Text: "answering", Status: conversation.StatusStreaming})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.pool.Exec(t.Context(), `UPDATE messages SET reply_to = $1 WHERE id = $2`, q.ID, a.ID); err != nil {
+	if _, err := s.pool.Exec(t.Context(), insert, c.ID, "assistant", "answering", "streaming", q.ID, q.ID); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()

@@ -48,9 +48,13 @@ func (s *Store) Accept(ctx context.Context, convID int64, m conversation.Message
 				return err
 			}
 		}
-		err := tx.QueryRow(ctx, appendPlainSQL,
+		tools, err := encodeTools(m.Tools)
+		if err != nil {
+			return err
+		}
+		err = tx.QueryRow(ctx, appendPlainSQL,
 			convID, m.Role, m.Author, nullable(m.PlatformID), m.Text, m.Model,
-			m.PromptTokens, m.CompletionTokens, m.Status, atts, m.ReplyTo, m.CreatedAt, now,
+			m.PromptTokens, m.CompletionTokens, m.Status, atts, m.ReplyTo, m.CreatedAt, now, tools,
 		).Scan(&m.ID)
 		if errors.Is(err, pgx.ErrNoRows) {
 			// Stored already: read it back, mark nothing.
@@ -201,11 +205,15 @@ func (s *Store) UpdateAnswer(ctx context.Context, convID int64, m conversation.M
 	if err != nil {
 		return fmt.Errorf("postgres: update answer %d: %w", m.ID, err)
 	}
+	tools, err := encodeTools(m.Tools)
+	if err != nil {
+		return fmt.Errorf("postgres: update answer %d: %w", m.ID, err)
+	}
 	tag, err := s.pool.Exec(ctx, `UPDATE messages SET platform_id = $1, text = $2, model = $3,
-			prompt_tokens = $4, completion_tokens = $5, status = $6, attachments = $7, updated_at = $8
+			prompt_tokens = $4, completion_tokens = $5, status = $6, attachments = $7, updated_at = $8, tools = $13
 		WHERE id = $9 AND EXISTS (SELECT 1 FROM claims WHERE conversation_id = $10 AND owner = $11 AND token = $12)`,
 		nullable(m.PlatformID), m.Text, m.Model, m.PromptTokens, m.CompletionTokens, m.Status, atts,
-		s.timestamp(), m.ID, convID, owner, token)
+		s.timestamp(), m.ID, convID, owner, token, tools)
 	if pgCode(err) == codeUniqueViolation {
 		return fmt.Errorf("postgres: update answer %d: platform id %q already belongs to another message of the conversation", m.ID, m.PlatformID)
 	}

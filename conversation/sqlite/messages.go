@@ -16,23 +16,23 @@ import (
 )
 
 const messageColumns = `id, conversation_id, role, author, platform_id, text, model,
-	prompt_tokens, completion_tokens, status, attachments, reply_to, created_at, updated_at`
+	prompt_tokens, completion_tokens, status, attachments, reply_to, created_at, updated_at, tools`
 
 // prefixed returns messageColumns qualified by table alias a.
 func prefixed(a string) string {
 	return a + `.id, ` + a + `.conversation_id, ` + a + `.role, ` + a + `.author, ` + a + `.platform_id, ` + a + `.text, ` + a + `.model, ` +
-		a + `.prompt_tokens, ` + a + `.completion_tokens, ` + a + `.status, ` + a + `.attachments, ` + a + `.reply_to, ` + a + `.created_at, ` + a + `.updated_at`
+		a + `.prompt_tokens, ` + a + `.completion_tokens, ` + a + `.status, ` + a + `.attachments, ` + a + `.reply_to, ` + a + `.created_at, ` + a + `.updated_at, ` + a + `.tools`
 }
 
 // messageDest returns the scan destinations of messageColumns for m and a
 // function that finishes m once scanned.
 func messageDest(m *conversation.Message) ([]any, func() error) {
 	var (
-		platformID, attachments sql.NullString
-		created, updated        int64
+		platformID, attachments, tools sql.NullString
+		created, updated               int64
 	)
 	dest := []any{&m.ID, &m.ConversationID, &m.Role, &m.Author, &platformID, &m.Text, &m.Model,
-		&m.PromptTokens, &m.CompletionTokens, &m.Status, &attachments, &m.ReplyTo, &created, &updated}
+		&m.PromptTokens, &m.CompletionTokens, &m.Status, &attachments, &m.ReplyTo, &created, &updated, &tools}
 	return dest, func() error {
 		m.PlatformID = platformID.String
 		m.CreatedAt, m.UpdatedAt = fromMicros(created), fromMicros(updated)
@@ -41,6 +41,9 @@ func messageDest(m *conversation.Message) ([]any, func() error) {
 			return fmt.Errorf("message %d: %w", m.ID, err)
 		}
 		m.Attachments = atts
+		if m.Tools, err = decodeTools([]byte(tools.String)); err != nil {
+			return fmt.Errorf("message %d: %w", m.ID, err)
+		}
 		return nil
 	}
 }
@@ -66,6 +69,18 @@ func encodeAttachments(atts []conversation.Attachment) (any, error) {
 	return string(b), nil
 }
 
+// encodeTools returns the JSON of rounds, or nil (NULL) for none.
+func encodeTools(rounds []conversation.ToolRound) (any, error) {
+	if len(rounds) == 0 {
+		return nil, nil
+	}
+	b, err := json.Marshal(rounds)
+	if err != nil {
+		return nil, fmt.Errorf("encode tool calls: %w", err)
+	}
+	return string(b), nil
+}
+
 func decodeAttachments(s string) ([]conversation.Attachment, error) {
 	if s == "" {
 		return nil, nil
@@ -78,6 +93,20 @@ func decodeAttachments(s string) ([]conversation.Attachment, error) {
 		return nil, nil
 	}
 	return atts, nil
+}
+
+func decodeTools(b []byte) ([]conversation.ToolRound, error) {
+	if len(b) == 0 {
+		return nil, nil
+	}
+	var rounds []conversation.ToolRound
+	if err := json.Unmarshal(b, &rounds); err != nil {
+		return nil, fmt.Errorf("decode tool calls: %w", err)
+	}
+	if len(rounds) == 0 {
+		return nil, nil
+	}
+	return rounds, nil
 }
 
 // nullable returns s, or nil (NULL) when it is empty.
@@ -142,6 +171,13 @@ func newMessage(convID int64, m conversation.Message, now time.Time) (conversati
 // appendTx is Append inside tx. An answer (an assistant message replying
 // to a question) takes its question out of the inbox.
 func (s *Store) appendTx(ctx context.Context, tx *sql.Tx, convID int64, m conversation.Message, atts any, now time.Time) (conversation.Message, bool, error) {
+	if len(m.Tools) == 0 {
+		m.Tools = nil
+	}
+	tools, err := encodeTools(m.Tools)
+	if err != nil {
+		return conversation.Message{}, false, err
+	}
 	// An answer sorts right after its question; anything else (or an
 	// answer to a question not in this conversation) by itself.
 	sortAt, sortID := micros(m.CreatedAt), int64(0)
@@ -154,9 +190,9 @@ func (s *Store) appendTx(ctx context.Context, tx *sql.Tx, convID int64, m conver
 	}
 	// The unique (platform_id, conversation_id) makes a redelivered
 	// message a no-op; NULL platform ids never collide.
-	err := tx.StmtContext(ctx, s.stmts.insertMessage).QueryRowContext(ctx,
+	err = tx.StmtContext(ctx, s.stmts.insertMessage).QueryRowContext(ctx,
 		convID, m.Role, m.Author, nullable(m.PlatformID), m.Text, m.Model,
-		m.PromptTokens, m.CompletionTokens, m.Status, atts, m.ReplyTo, micros(m.CreatedAt), micros(now), sortAt, sortID,
+		m.PromptTokens, m.CompletionTokens, m.Status, atts, m.ReplyTo, micros(m.CreatedAt), micros(now), sortAt, sortID, tools,
 	).Scan(&m.ID)
 	switch {
 	case err == nil:
@@ -184,17 +220,21 @@ func (s *Store) appendTx(ctx context.Context, tx *sql.Tx, convID int64, m conver
 }
 
 // UpdateMessage rewrites a message's PlatformID, Text, Model, token counts,
-// Status and Attachments, and sets its UpdatedAt to now. It returns
+// Status, Attachments and Tools, and sets its UpdatedAt to now. It returns
 // ErrNotFound for an unknown ID.
 func (s *Store) UpdateMessage(ctx context.Context, m conversation.Message) error {
 	atts, err := encodeAttachments(m.Attachments)
 	if err != nil {
 		return fmt.Errorf("sqlite: update message %d: %w", m.ID, err)
 	}
+	tools, err := encodeTools(m.Tools)
+	if err != nil {
+		return fmt.Errorf("sqlite: update message %d: %w", m.ID, err)
+	}
 	res, err := s.write.ExecContext(ctx, `UPDATE messages SET platform_id = ?, text = ?, model = ?,
-			prompt_tokens = ?, completion_tokens = ?, status = ?, attachments = ?, updated_at = ?
+			prompt_tokens = ?, completion_tokens = ?, status = ?, attachments = ?, tools = ?, updated_at = ?
 		WHERE id = ?`,
-		nullable(m.PlatformID), m.Text, m.Model, m.PromptTokens, m.CompletionTokens, m.Status, atts,
+		nullable(m.PlatformID), m.Text, m.Model, m.PromptTokens, m.CompletionTokens, m.Status, atts, tools,
 		micros(s.timestamp()), m.ID)
 	if sqliteCode(err) == sqlite3.SQLITE_CONSTRAINT_UNIQUE {
 		return fmt.Errorf("sqlite: update message %d: platform id %q already belongs to another message of the conversation", m.ID, m.PlatformID)

@@ -169,31 +169,37 @@ func firstMigrations(t *testing.T, n int) fs.FS {
 // operations work on it.
 func TestMigrateFromFirstVersion(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "parley.db")
-	s, err := open(t.Context(), path, Options{}, firstMigrations(t, 1))
-	if err != nil {
-		t.Fatalf("Open at version 1: %v", err)
-	}
-	c, err := s.Conversation(t.Context(), conversation.Key{Platform: "slack", Workspace: "T1", Channel: "C1"})
+	// Written as a build of version 1 wrote it: this build's statements
+	// name columns that version has no place for.
+	db, err := sql.Open("sqlite", path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, _, err := s.Append(t.Context(), c.ID, conversation.Message{Role: conversation.RoleUser, Text: "asked before the upgrade"})
+	ms, err := schema.Load(firstMigrations(t, 1))
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The answer is written as a build of that version wrote it: this
-	// one's Append also clears the question from an inbox that version
-	// has no table for.
-	a, _, err := s.Append(t.Context(), c.ID, conversation.Message{Role: conversation.RoleAssistant, Text: "answering", Status: conversation.StatusStreaming})
-	if err != nil {
+	if err := migrate(t.Context(), db, ms, time.Now()); err != nil {
+		t.Fatalf("migrate to version 1: %v", err)
+	}
+	now := micros(time.Now())
+	var c conversation.Conversation
+	var q conversation.Message
+	if err := db.QueryRowContext(t.Context(), `INSERT INTO conversations (platform, workspace, channel, thread, created_at, updated_at)
+		VALUES ('slack', 'T1', 'C1', '', ?, ?) RETURNING id`, now, now).Scan(&c.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.write.ExecContext(t.Context(), `UPDATE messages SET reply_to = ? WHERE id = ?`, q.ID, a.ID); err != nil {
+	insert := `INSERT INTO messages (conversation_id, role, author, text, model, prompt_tokens, completion_tokens, status,
+		reply_to, created_at, updated_at, sort_at, sort_id) VALUES (?, ?, '', ?, '', 0, 0, ?, ?, ?, ?, ?, ?) RETURNING id`
+	if err := db.QueryRowContext(t.Context(), insert, c.ID, "user", "asked before the upgrade", "complete", 0, now, now, now, 1).Scan(&q.ID); err != nil {
 		t.Fatal(err)
 	}
-	s.Close()
+	if _, err := db.ExecContext(t.Context(), insert, c.ID, "assistant", "answering", "streaming", q.ID, now, now, now, q.ID); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
 
-	s, err = Open(t.Context(), path, Options{})
+	s, err := Open(t.Context(), path, Options{})
 	if err != nil {
 		t.Fatalf("Open after the upgrade: %v", err)
 	}

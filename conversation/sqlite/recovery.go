@@ -221,10 +221,14 @@ func (s *Store) UpdateAnswer(ctx context.Context, convID int64, m conversation.M
 	if err != nil {
 		return fmt.Errorf("sqlite: update answer %d: %w", m.ID, err)
 	}
+	tools, err := encodeTools(m.Tools)
+	if err != nil {
+		return fmt.Errorf("sqlite: update answer %d: %w", m.ID, err)
+	}
 	res, err := s.write.ExecContext(ctx, `UPDATE messages SET platform_id = ?, text = ?, model = ?,
-			prompt_tokens = ?, completion_tokens = ?, status = ?, attachments = ?, updated_at = ?
+			prompt_tokens = ?, completion_tokens = ?, status = ?, attachments = ?, tools = ?, updated_at = ?
 		WHERE id = ? AND EXISTS (SELECT 1 FROM claims WHERE conversation_id = ? AND owner = ? AND token = ?)`,
-		nullable(m.PlatformID), m.Text, m.Model, m.PromptTokens, m.CompletionTokens, m.Status, atts,
+		nullable(m.PlatformID), m.Text, m.Model, m.PromptTokens, m.CompletionTokens, m.Status, atts, tools,
 		micros(s.timestamp()), m.ID, convID, owner, token)
 	if sqliteCode(err) == sqlite3.SQLITE_CONSTRAINT_UNIQUE {
 		return fmt.Errorf("sqlite: update answer %d: platform id %q already belongs to another message of the conversation", m.ID, m.PlatformID)

@@ -29,8 +29,8 @@ func (s *Store) prepare(ctx context.Context) error {
 		findConversation: prep(s.read, `SELECT `+conversationColumns+` FROM conversations
 			WHERE platform = ? AND workspace = ? AND channel = ? AND thread = ?`),
 		insertMessage: prep(s.write, `INSERT INTO messages (conversation_id, role, author, platform_id, text, model,
-				prompt_tokens, completion_tokens, status, attachments, reply_to, created_at, updated_at, sort_at, sort_id)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+				prompt_tokens, completion_tokens, status, attachments, reply_to, created_at, updated_at, sort_at, sort_id, tools)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT DO NOTHING RETURNING id`),
 		touchConversation: prep(s.write, `UPDATE conversations SET updated_at = ? WHERE id = ?`),
 	}

@@ -34,6 +34,7 @@ func Run(t *testing.T, newStore func(t *testing.T) conversation.Store) {
 		{"Append/UnknownConversation", testAppendUnknownConversation},
 		{"UpdateMessage", testUpdateMessage},
 		{"UpdateMessage/NotFound", testUpdateMessageNotFound},
+		{"ToolRounds", testToolRounds},
 		{"History/Bounds", testHistoryBounds},
 		{"History/MaxChars", testHistoryMaxChars},
 		{"History/OrderedByCreatedAt", testHistoryOrder},

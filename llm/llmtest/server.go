@@ -25,6 +25,30 @@ import (
 type Message struct {
 	Role    string `json:"role"`
 	Content any    `json:"content"` // a string, or an array of parts
+	// ToolCalls are an assistant message's calls; ToolCallID is the call
+	// a tool message answers.
+	ToolCalls  []MessageToolCall `json:"tool_calls,omitempty"`
+	ToolCallID string            `json:"tool_call_id,omitempty"`
+}
+
+// MessageToolCall is a call of an assistant message, as sent back.
+type MessageToolCall struct {
+	ID       string `json:"id"`
+	Type     string `json:"type"`
+	Function struct {
+		Name      string `json:"name"`
+		Arguments string `json:"arguments"`
+	} `json:"function"`
+}
+
+// RequestTool is one entry of a request's tools.
+type RequestTool struct {
+	Type     string `json:"type"`
+	Function struct {
+		Name        string         `json:"name"`
+		Description string         `json:"description"`
+		Parameters  map[string]any `json:"parameters"`
+	} `json:"function"`
 }
 
 // Text returns the message's text, joining text parts.
@@ -73,6 +97,19 @@ type Request struct {
 	// see Reply.FinishReason.
 	MaxTokens           int `json:"max_tokens"`
 	MaxCompletionTokens int `json:"max_completion_tokens"`
+	// Tools are the functions offered to the model.
+	Tools []RequestTool `json:"tools,omitempty"`
+}
+
+// ToolResults returns the tool messages that end the request, by call id:
+// what a model reads back right after its calls (empty when the request
+// ends with anything else, such as a new question).
+func (r Request) ToolResults() map[string]string {
+	out := make(map[string]string)
+	for i := len(r.Messages) - 1; i >= 0 && r.Messages[i].Role == "tool"; i-- {
+		out[r.Messages[i].ToolCallID] = r.Messages[i].Text()
+	}
+	return out
 }
 
 // StreamOptions are the request's stream_options.
@@ -155,6 +192,11 @@ type Reply struct {
 	// name, and its arguments follow in pieces over several chunks; the
 	// calls come one after the other, indexed 0, 1, ...
 	ToolCalls []ToolCall
+	// SplitIDs sends each call's id and name in two pieces, and
+	// Interleave alternates the pieces of the calls (call 0's first piece,
+	// call 1's first piece, call 0's second...): what some gateways and
+	// local servers do, unlike OpenAI.
+	SplitIDs, Interleave bool
 
 	// FinishReason ends the answer: default "stop", or "tool_calls" when
 	// there are ToolCalls. When the request sets max_tokens (or
@@ -416,19 +458,50 @@ func (reply Reply) deltas() (ds []map[string]any, reasoning int) {
 	for _, c := range reply.Chunks {
 		ds = append(ds, map[string]any{"content": c})
 	}
+	perCall := make([][]map[string]any, len(reply.ToolCalls))
 	for i, tc := range reply.ToolCalls {
 		id := tc.ID
 		if id == "" {
 			id = fmt.Sprintf("call_%d", i)
 		}
-		ds = append(ds, map[string]any{"tool_calls": []any{map[string]any{
-			"index": i, "id": id, "type": "function",
-			"function": map[string]any{"name": tc.Name, "arguments": ""},
-		}}})
+		if reply.SplitIDs && len(id) > 1 && len(tc.Name) > 1 {
+			perCall[i] = append(perCall[i], map[string]any{
+				"index": i, "id": id[:len(id)/2], "type": "function",
+				"function": map[string]any{"name": tc.Name[:len(tc.Name)/2], "arguments": ""},
+			}, map[string]any{
+				"index": i, "id": id[len(id)/2:],
+				"function": map[string]any{"name": tc.Name[len(tc.Name)/2:]},
+			})
+		} else {
+			perCall[i] = append(perCall[i], map[string]any{
+				"index": i, "id": id, "type": "function",
+				"function": map[string]any{"name": tc.Name, "arguments": ""},
+			})
+		}
 		for _, p := range pieces(tc.Arguments, ArgumentsPiece) {
-			ds = append(ds, map[string]any{"tool_calls": []any{map[string]any{
+			perCall[i] = append(perCall[i], map[string]any{
 				"index": i, "function": map[string]any{"arguments": p},
-			}}})
+			})
+		}
+	}
+	if reply.Interleave {
+		for k := 0; ; k++ {
+			more := false
+			for _, ps := range perCall {
+				if k < len(ps) {
+					ds = append(ds, map[string]any{"tool_calls": []any{ps[k]}})
+					more = true
+				}
+			}
+			if !more {
+				break
+			}
+		}
+	} else {
+		for _, ps := range perCall {
+			for _, p := range ps {
+				ds = append(ds, map[string]any{"tool_calls": []any{p}})
+			}
 		}
 	}
 	return ds, len(reply.Reasoning)

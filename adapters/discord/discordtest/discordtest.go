@@ -129,9 +129,11 @@ type Message struct {
 	// AllowedMentions is the allowed_mentions the client sent, as sent
 	// ("" when absent).
 	AllowedMentions string
-	Flags           int
-	Time            time.Time
-	Attachments     []Attachment
+	// Components is the JSON of its components (buttons), as last sent.
+	Components  string
+	Flags       int
+	Time        time.Time
+	Attachments []Attachment
 }
 
 // Attachment is a file on a message. The server keeps the bytes of the
@@ -191,12 +193,15 @@ type RouteStats struct {
 
 // Interaction is a slash command or autocomplete request sent by Interact.
 type Interaction struct {
-	Type      int // 2 command (default), 4 autocomplete
-	GuildID   string
-	ChannelID string
-	User      User
-	Name      string
-	Options   []Option
+	Type int // 2 command (default), 3 a component (button) clicked, 4 autocomplete
+	// CustomID and MessageID, for a component: the button's custom id and
+	// the message it is on.
+	CustomID, MessageID string
+	GuildID             string
+	ChannelID           string
+	User                User
+	Name                string
+	Options             []Option
 }
 
 // Option is a command option.
@@ -738,6 +743,12 @@ func (s *Server) Interact(in Interaction) string {
 		"id": it.id, "application_id": s.AppID, "type": in.Type, "token": it.token, "version": 1,
 		"channel_id": in.ChannelID,
 		"data":       map[string]any{"id": s.newID(), "name": in.Name, "type": 1, "options": opts},
+	}
+	if in.Type == 3 {
+		d["data"] = map[string]any{"custom_id": in.CustomID, "component_type": 2}
+		if m, ok := s.messages[in.MessageID]; ok {
+			d["message"] = s.messageJSONLocked(m)
+		}
 	}
 	if c, ok := s.channels[in.ChannelID]; ok {
 		d["channel"] = c

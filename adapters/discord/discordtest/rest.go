@@ -229,6 +229,7 @@ func (s *Server) wsURL(path string) string {
 type sent struct {
 	Content         *string          `json:"content"`
 	AllowedMentions *json.RawMessage `json:"allowed_mentions"`
+	Components      *json.RawMessage `json:"components"`
 	Flags           int              `json:"flags"`
 	Reference       *struct {
 		MessageID       string `json:"message_id"`
@@ -270,6 +271,9 @@ func (s *Server) createMessageLocked(channel string, body []byte, files []upload
 	if v.AllowedMentions != nil {
 		msg.AllowedMentions = string(*v.AllowedMentions)
 	}
+	if v.Components != nil {
+		msg.Components = string(*v.Components)
+	}
 	if ref := v.Reference; ref != nil {
 		if target, ok := s.messages[ref.MessageID]; ok && !target.Deleted && target.ChannelID == channel {
 			msg.Type, msg.ReplyTo = 19, ref.MessageID
@@ -302,6 +306,9 @@ func (s *Server) editMessageLocked(channel, id string, body []byte) (int, any) {
 	}
 	if v.AllowedMentions != nil {
 		msg.AllowedMentions = string(*v.AllowedMentions)
+	}
+	if v.Components != nil {
+		msg.Components = string(*v.Components)
 	}
 	msg.Edits++
 	msg.Changes = append(msg.Changes, s.now().UTC())

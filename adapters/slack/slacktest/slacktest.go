@@ -101,6 +101,9 @@ type Message struct {
 	Deleted     bool
 	// Files are the ids of the files the message shares (see File).
 	Files []string
+	// Blocks is the JSON of its blocks, as last posted or updated ("" for
+	// none).
+	Blocks string
 }
 
 // Status is an assistant.threads.setStatus call.
@@ -512,7 +515,7 @@ func (s *Server) call(method string, r *http.Request, channel string, target *Me
 			return nil, "msg_too_long"
 		}
 		thread := form.Get("thread_ts")
-		m := &Message{Channel: channel, TS: s.nextTSLocked(), ThreadTS: thread, User: s.cfg.BotUserID, BotID: s.cfg.BotID, Text: text}
+		m := &Message{Channel: channel, TS: s.nextTSLocked(), ThreadTS: thread, User: s.cfg.BotUserID, BotID: s.cfg.BotID, Text: text, Blocks: form.Get("blocks")}
 		if text == "" {
 			m.changedAt(now) // blocks only
 		}
@@ -532,6 +535,9 @@ func (s *Server) call(method string, r *http.Request, channel string, target *Me
 			return nil, "no_text"
 		case runes(text) > s.cfg.MaxText:
 			return nil, "msg_too_long"
+		}
+		if form.Has("blocks") {
+			target.Blocks = form.Get("blocks")
 		}
 		if target.Text != text {
 			target.Text = text

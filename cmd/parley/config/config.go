@@ -79,6 +79,12 @@ type env struct {
 
 	MediaMaxBytes     string `env:"MEDIA_MAX_BYTES, default=26214400"`
 	MediaAllowPrivate string `env:"MEDIA_ALLOW_PRIVATE, default=false"`
+
+	MCPConfig           string `env:"MCP_CONFIG"`
+	ToolsMaxRounds      string `env:"TOOLS_MAX_ROUNDS, default=10"`
+	ToolsCallTimeout    string `env:"TOOLS_CALL_TIMEOUT, default=60s"`
+	ToolsMaxResultBytes string `env:"TOOLS_MAX_RESULT_BYTES, default=16384"`
+	ToolsApprovalWait   string `env:"TOOLS_APPROVAL_TIMEOUT, default=2m"`
 }
 
 // Config is Parley's configuration, one struct per concern.
@@ -90,6 +96,7 @@ type Config struct {
 	HTTP    HTTP
 	Log     Log
 	Engine  Engine
+	Tools   Tools
 
 	// vars is what Vars returns, masked when loaded: Config holds no
 	// unexported copy of a secret that fmt could print raw.
@@ -235,6 +242,19 @@ type Engine struct {
 
 	MediaMaxBytes     int64 // MEDIA_MAX_BYTES
 	MediaAllowPrivate bool  // MEDIA_ALLOW_PRIVATE
+}
+
+// Tools configures tool use through MCP servers.
+type Tools struct {
+	// MCPConfig is MCP_CONFIG: the path of the MCP servers' JSON file;
+	// empty means no tools.
+	MCPConfig      string
+	MaxRounds      int           // TOOLS_MAX_ROUNDS: rounds of tool calls in one answer
+	CallTimeout    time.Duration // TOOLS_CALL_TIMEOUT: the longest a call may take
+	MaxResultBytes int           // TOOLS_MAX_RESULT_BYTES: a longer result is cut, with a note the model reads
+	// ApprovalTimeout is TOOLS_APPROVAL_TIMEOUT: how long a person has to
+	// approve a call of a server marked "approval"; no answer denies it.
+	ApprovalTimeout time.Duration
 }
 
 // Purpose says what a configuration is for, and so what it must hold.

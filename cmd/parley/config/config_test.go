@@ -81,6 +81,7 @@ func TestDefaults(t *testing.T) {
 		Log:     Log{Level: slog.LevelInfo, Format: "text"},
 		Engine: Engine{MaxConcurrent: 256, StopEmoji: []string{"octagonal_sign", "🛑"}, ShutdownGrace: 20 * time.Second, RecoveryMode: "answer",
 			Refusal: "dm", MediaMaxBytes: 25 << 20},
+		Tools: Tools{MaxRounds: 10, CallTimeout: time.Minute, MaxResultBytes: 16 << 10, ApprovalTimeout: 2 * time.Minute},
 	}
 	got := *cfg
 	got.vars = nil

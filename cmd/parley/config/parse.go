@@ -116,6 +116,13 @@ func parse(r env, purpose Purpose) *parser {
 		MediaAllowPrivate: p.boolean("MEDIA_ALLOW_PRIVATE", r.MediaAllowPrivate),
 	}
 	c.Engine.UserRateN, c.Engine.UserRatePer = p.rate("PARLEY_USER_RATE", r.UserRate)
+	c.Tools = Tools{
+		MCPConfig:       strings.TrimSpace(r.MCPConfig),
+		MaxRounds:       p.integer("TOOLS_MAX_ROUNDS", r.ToolsMaxRounds, 1),
+		CallTimeout:     p.duration("TOOLS_CALL_TIMEOUT", r.ToolsCallTimeout),
+		MaxResultBytes:  p.integer("TOOLS_MAX_RESULT_BYTES", r.ToolsMaxResultBytes, 256),
+		ApprovalTimeout: p.duration("TOOLS_APPROVAL_TIMEOUT", r.ToolsApprovalWait),
+	}
 
 	p.require(purpose)
 	return p
