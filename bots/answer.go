@@ -18,30 +18,41 @@ func (e *Engine) answer(j *job) {
 	ctx := j.ctx
 	log := e.log.With("platform", j.p.Name(), "conversation", j.conv.ID)
 	model, system := e.settings(ctx, j)
-	asst, err := j.asst, error(nil)
+	// The answer's record is stored while the model is asked: under a
+	// burst the store's writes queue up, and the model's first token need
+	// not wait for them. The record and the reply's first message id are
+	// stored together once both are known (see Handle's posted).
+	asst := j.asst
+	streamCtx, stopStream := context.WithCancelCause(ctx)
+	defer stopStream(nil)
+	var storeErr error
+	stored := make(chan struct{})
 	if asst.ID != 0 {
 		// Resumed: the answer's record exists, and so may its message.
 		asst.Model, asst.Text, asst.Status = model, "", conversation.StatusStreaming
+		close(stored)
 	} else {
-		asst, _, err = e.store.Append(ctx, j.conv.ID, conversation.Message{
-			Role: conversation.RoleAssistant, Model: model, Status: conversation.StatusStreaming, ReplyTo: j.user.ID,
-		})
-	}
-	if err != nil {
-		if ctx.Err() != nil {
-			e.finishStopped(j, "", context.Cause(ctx))
-			return
-		}
-		log.Error("store answer", "err", err)
-		e.finishFailed(j, "⚠️ Parley could not save this conversation; please try again.")
-		return
-	}
-	e.mu.Lock()
-	j.answerID = asst.ID
-	firstID := j.firstID
-	e.mu.Unlock()
-	if firstID != "" {
-		e.checkpoint(j, asst.ID, firstID, "")
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			defer close(stored)
+			a, _, err := e.store.Append(ctx, j.conv.ID, conversation.Message{
+				Role: conversation.RoleAssistant, Model: model, Status: conversation.StatusStreaming, ReplyTo: j.user.ID,
+			})
+			if err != nil {
+				storeErr = err
+				stopStream(errNotSaved)
+				return
+			}
+			asst = a
+			e.mu.Lock()
+			j.answerID = a.ID
+			firstID := j.firstID
+			e.mu.Unlock()
+			if firstID != "" {
+				e.checkpoint(j, a.ID, firstID, "")
+			}
+		}()
 	}
 	e.startFlush(j)
 	// What the first post needs (Discord: its thread) is made while the
@@ -63,10 +74,21 @@ func (e *Engine) answer(j *job) {
 	started := time.Now()
 	e.obs.QueueWait(j.p.Name(), started.Sub(j.queued))
 	e.obs.Streams(1)
-	text, usage, finish, rounds, streamErr := e.stream(ctx, j, model, system)
+	text, usage, finish, rounds, streamErr := e.stream(streamCtx, j, model, system)
 	modelTime := time.Since(started)
 	close(progressDone)
 	e.obs.Streams(-1)
+	<-stored
+	if storeErr != nil {
+		if ctx.Err() != nil {
+			e.finishStopped(j, text, context.Cause(ctx))
+			return
+		}
+		log.Error("store answer", "err", storeErr)
+		j.reply.set(withNotice(text, "⚠️ Parley could not save this conversation; please try again."), true)
+		<-j.reply.finished
+		return
+	}
 
 	asst.Text, asst.Tools = text, rounds
 	if usage != nil {
@@ -132,6 +154,9 @@ func (e *Engine) answer(j *job) {
 		"prompt_tokens", asst.PromptTokens, "completion_tokens", asst.CompletionTokens,
 		"duration", time.Since(started).Round(time.Millisecond))
 }
+
+// errNotSaved stops a stream whose answer could not be stored.
+var errNotSaved = errors.New("bots: the answer could not be stored")
 
 // stream asks the model and feeds its text to the reply. It returns the
 // answer text, the usage when reported, the finish reason, the rounds of

@@ -156,6 +156,7 @@ type faultStore struct {
 	conversation.Store
 	failAccept atomic.Int32 // Accept calls to fail
 	failFinal  atomic.Int32 // final answer writes (not streaming) to fail
+	failAnswer atomic.Int32 // answer records (Append of an assistant message) to fail
 	mu         sync.Mutex
 	finals     int
 }
