@@ -31,6 +31,28 @@ func RunFailures(t *testing.T, newStore func(t *testing.T) conversation.Store) {
 			}
 		}
 	})
+	t.Run("PlatformIDTaken", func(t *testing.T) {
+		s := newStore(t)
+		f := seed(t, s)
+		other := mustAppend(t, s, f.conv.ID, userMessage("second", "1700000000.000200"))
+		// An update giving other the id f.msg holds breaks the uniqueness
+		// Append relies on: it is refused, not ErrNotFound, and nothing
+		// changes.
+		changed := other
+		changed.PlatformID, changed.Text = f.msg.PlatformID, "changed"
+		err := s.UpdateMessage(ctx(t), changed)
+		if err == nil || errors.Is(err, conversation.ErrNotFound) {
+			t.Fatalf("UpdateMessage to a platform id taken: got %v, want an error other than ErrNotFound", err)
+		}
+		h := mustHistory(t, s, f.conv.ID, conversation.HistoryQuery{})
+		if len(h) != 2 || h[0].PlatformID != f.msg.PlatformID || h[0].Text != "kept" || h[1].PlatformID != other.PlatformID || h[1].Text != "second" {
+			t.Errorf("after the refused update, history is %+v, want both messages unchanged", h)
+		}
+		_, m, err := s.MessageByPlatformID(ctx(t), f.conv.Key.Platform, f.conv.Key.Workspace, f.msg.PlatformID)
+		if err != nil || m.ID != f.msg.ID {
+			t.Errorf("MessageByPlatformID(%s): got message %d, %v; want %d", f.msg.PlatformID, m.ID, err, f.msg.ID)
+		}
+	})
 	t.Run("ContextEnded", func(t *testing.T) {
 		s := newStore(t)
 		f := seed(t, s)
