@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/parleyhq/parley/conversation"
 )
@@ -69,5 +70,67 @@ func TestOpenWithEndedContext(t *testing.T) {
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestWritesRefusedReadsServed checks the store on a database that stops
+// taking writes after Open (a disk remounted read-only): every write is an
+// error a person can recognise, never ErrNotFound, and reads still answer.
+func TestWritesRefusedReadsServed(t *testing.T) {
+	ctx := t.Context()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "parley.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	k := conversation.Key{Platform: "slack", Workspace: "T1", Channel: "C1", Thread: "1.1"}
+	c, err := s.Conversation(ctx, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _, err := s.Append(ctx, c.ID, conversation.Message{Role: conversation.RoleUser, Author: "U1", PlatformID: "1.1", Text: "kept"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The writer is one connection: the pragma holds for every write.
+	if _, err := s.write.ExecContext(ctx, `PRAGMA query_only = 1`); err != nil {
+		t.Fatal(err)
+	}
+	scope := conversation.Scope{Kind: conversation.ScopeChannel, Platform: "slack", Workspace: "T1", ID: "C1"}
+	day := time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC)
+	writes := []struct {
+		name string
+		call func() error
+	}{
+		{"Conversation", func() error {
+			_, err := s.Conversation(ctx, conversation.Key{Platform: "slack", Workspace: "T1", Channel: "C2"})
+			return err
+		}},
+		{"Append", func() error {
+			_, _, err := s.Append(ctx, c.ID, conversation.Message{Role: conversation.RoleUser, Author: "U1", Text: "lost"})
+			return err
+		}},
+		{"UpdateMessage", func() error { m2 := m; m2.Text = "changed"; return s.UpdateMessage(ctx, m2) }},
+		{"Forget", func() error { return s.Forget(ctx, c.ID) }},
+		{"MarkEvent", func() error { _, err := s.MarkEvent(ctx, "slack", "T1", "Ev1", time.Hour); return err }},
+		{"SetSetting", func() error { return s.SetSetting(ctx, scope, conversation.SettingModel, "m") }},
+		{"AddUsage", func() error {
+			return s.AddUsage(ctx, conversation.UsageKey{Platform: "slack", Workspace: "T1", Day: day}, conversation.Usage{Requests: 1})
+		}},
+		{"ClaimConversation", func() error { _, err := s.ClaimConversation(ctx, c.ID, "me", time.Minute); return err }},
+		{"Heartbeat", func() error { _, err := s.Heartbeat(ctx, "me", time.Minute); return err }},
+	}
+	for _, w := range writes {
+		err := w.call()
+		if err == nil || errors.Is(err, conversation.ErrNotFound) || !strings.HasPrefix(err.Error(), "sqlite: ") || !strings.Contains(err.Error(), "readonly") {
+			t.Errorf("%s on a read-only database: got %v, want an sqlite error saying readonly", w.name, err)
+		}
+	}
+	h, err := s.History(ctx, c.ID, conversation.HistoryQuery{})
+	if err != nil || len(h) != 1 || h[0].Text != "kept" {
+		t.Errorf("History: got %+v, %v; want the one message kept", h, err)
+	}
+	if got, err := s.FindConversation(ctx, k); err != nil || got.ID != c.ID {
+		t.Errorf("FindConversation: got %+v, %v", got, err)
 	}
 }
