@@ -43,6 +43,71 @@ func TestDamagedAttachments(t *testing.T) {
 	check(t, "MessageByPlatformID", err, want)
 	_, err = s.Stranded(ctx, "slack")
 	check(t, "Stranded", err, want)
+
+	q, _, err := s.Append(ctx, c.ID, conversation.Message{Role: conversation.RoleUser, Author: "U1",
+		PlatformID: "1.3", Text: "question", Attachments: []conversation.Attachment{{Name: "b.png"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.write.ExecContext(ctx, `UPDATE messages SET attachments = '[{' WHERE id = ?`, q.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Pending(ctx, c.ID, 0)
+	check(t, "Pending", err, "message "+strconv.FormatInt(q.ID, 10)+": decode attachments")
+}
+
+// TestMissingTables checks that a database missing one of its tables (a
+// partial restore, a table dropped by hand) gives errors naming the
+// table, from the calls that need it, and not ErrNotFound.
+func TestMissingTables(t *testing.T) {
+	day := time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		table string
+		call  func(ctx context.Context, s *Store, convID int64) error
+	}{
+		{"events", func(ctx context.Context, s *Store, _ int64) error {
+			_, err := s.MarkEvent(ctx, "slack", "T1", "Ev1", time.Hour)
+			return err
+		}},
+		{"replicas", func(ctx context.Context, s *Store, _ int64) error {
+			_, err := s.Heartbeat(ctx, "me", time.Minute)
+			return err
+		}},
+		{"claims", func(ctx context.Context, s *Store, id int64) error {
+			_, err := s.ClaimConversation(ctx, id, "me", time.Minute)
+			return err
+		}},
+		{"usage", func(ctx context.Context, s *Store, _ int64) error {
+			return s.AddUsage(ctx, conversation.UsageKey{Platform: "slack", Workspace: "T1", Day: day}, conversation.Usage{Requests: 1})
+		}},
+		{"settings", func(ctx context.Context, s *Store, _ int64) error {
+			_, _, _, err := s.ResolveSetting(ctx, conversation.SettingModel,
+				conversation.Scope{Kind: conversation.ScopeWorkspace, Platform: "slack", Workspace: "T1"})
+			return err
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.table, func(t *testing.T) {
+			ctx := t.Context()
+			s, err := Open(ctx, filepath.Join(t.TempDir(), "parley.db"), Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			c, err := s.Conversation(ctx, conversation.Key{Platform: "slack", Workspace: "T1", Channel: "C1"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.write.ExecContext(ctx, `DROP TABLE `+tc.table); err != nil {
+				t.Fatal(err)
+			}
+			err = tc.call(ctx, s, c.ID)
+			check(t, tc.table, err, "no such table: "+tc.table)
+			if err != nil && !strings.HasPrefix(err.Error(), "sqlite: ") {
+				t.Errorf("got %q, want it to start with \"sqlite: \"", err)
+			}
+		})
+	}
 }
 
 func check(t *testing.T, what string, err error, want string) {
