@@ -123,3 +123,40 @@ func TestUploadFromADeletedMention(t *testing.T) {
 		t.Error("an upload without a body: got no error")
 	}
 }
+
+func TestEmptyTextsAndGoneTargets(t *testing.T) {
+	t.Parallel()
+	fake := discordtest.New(t, discordtest.Options{})
+	a := replica(t, fake, Options{})
+	ch := fake.AddChannel("general")
+	dest := bots.Destination{Channel: ch}
+	ctx := t.Context()
+	// Discord refuses an empty message: a blank answer shows "…".
+	id, err := a.Post(ctx, dest, "  \n ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := fake.Message(id); m.Content != "…" {
+		t.Errorf("a blank post shows %q, want \"…\"", m.Content)
+	}
+	if err := a.Edit(ctx, dest, id, "", true); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := fake.Message(id); m.Content != "…" || m.Edits != 1 {
+		t.Errorf("a blank edit: %+v, want \"…\" after one edit", m)
+	}
+	// An empty status cannot clear the typing indicator: nothing is sent.
+	if err := a.Progress(ctx, dest, ""); err != nil || fake.TypingIn(ch) != 0 {
+		t.Errorf("an empty status: %v, %d typing; want nothing sent", err, fake.TypingIn(ch))
+	}
+	gone := bots.Destination{Channel: "404"}
+	if err := a.Progress(ctx, gone, "thinking"); !errors.Is(err, bots.ErrGone) {
+		t.Errorf("typing in an unknown channel: got %v, want ErrGone", err)
+	}
+	if err := a.Delete(ctx, dest, "1"); !errors.Is(err, bots.ErrGone) {
+		t.Errorf("deleting an unknown message: got %v, want ErrGone", err)
+	}
+	if _, ok := fake.Message(id); !ok || len(fake.BotMessages(ch)) != 1 {
+		t.Error("the bot's message is gone")
+	}
+}

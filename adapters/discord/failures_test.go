@@ -288,9 +288,8 @@ func TestGatewayReconnectRetriesAfterFailedDial(t *testing.T) {
 	if st.Connections != 2 || st.Resumes != 1 || st.Identifies != 1 {
 		t.Errorf("got %d connections, %d resumes, %d identifies; want 2, 1, 1", st.Connections, st.Resumes, st.Identifies)
 	}
-	if !a.Ready() {
-		t.Error("not ready after the reconnect")
-	}
+	// RESUMED follows the replayed events: readiness comes a moment later.
+	awaitReady(t, fake, a)
 }
 
 func TestGatewayResumeRefusedBackfillsThreads(t *testing.T) {
@@ -385,5 +384,22 @@ func TestBulkDeleteReachesEngine(t *testing.T) {
 	rec.mu.Unlock()
 	if last != "/"+dm+"/"+d.ID {
 		t.Errorf("got deletion %q, want %q", last, "/"+dm+"/"+d.ID)
+	}
+}
+
+// awaitReady waits until a reports its gateway session up.
+func awaitReady(t *testing.T, fake *discordtest.Server, a *Adapter) {
+	t.Helper()
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !a.Ready() {
+		select {
+		case <-fake.Changed():
+		case <-tick.C:
+		case <-deadline.C:
+			t.Fatal("timed out waiting for the gateway session to be ready")
+		}
 	}
 }
