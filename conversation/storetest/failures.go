@@ -18,7 +18,7 @@ import (
 func RunFailures(t *testing.T, newStore func(t *testing.T) conversation.Store) {
 	t.Run("Closed", func(t *testing.T) {
 		s := newStore(t)
-		f := seed(t, s)
+		f := seedFailures(t, s)
 		if err := s.Close(); err != nil {
 			t.Fatalf("Close: %v", err)
 		}
@@ -33,7 +33,7 @@ func RunFailures(t *testing.T, newStore func(t *testing.T) conversation.Store) {
 	})
 	t.Run("PlatformIDTaken", func(t *testing.T) {
 		s := newStore(t)
-		f := seed(t, s)
+		f := seedFailures(t, s)
 		other := mustAppend(t, s, f.conv.ID, userMessage("second", "1700000000.000200"))
 		// An update giving other the id f.msg holds breaks the uniqueness
 		// Append relies on: it is refused, not ErrNotFound, and nothing
@@ -55,7 +55,7 @@ func RunFailures(t *testing.T, newStore func(t *testing.T) conversation.Store) {
 	})
 	t.Run("ContextEnded", func(t *testing.T) {
 		s := newStore(t)
-		f := seed(t, s)
+		f := seedFailures(t, s)
 		ended, cancel := context.WithCancel(ctx(t))
 		cancel()
 		for _, c := range f.calls() {
@@ -91,33 +91,33 @@ func RunFailures(t *testing.T, newStore func(t *testing.T) conversation.Store) {
 	})
 }
 
-// fixture is a store holding one conversation with one user message.
-type fixture struct {
+// failureFixture is a store holding one conversation with one user message.
+type failureFixture struct {
 	s     conversation.Store
 	conv  conversation.Conversation
 	msg   conversation.Message
 	scope conversation.Scope
 }
 
-func seed(t *testing.T, s conversation.Store) fixture {
+func seedFailures(t *testing.T, s conversation.Store) failureFixture {
 	t.Helper()
 	c := mustConversation(t, s, key("C1", "1.1"))
 	m := mustAppend(t, s, c.ID, userMessage("kept", "1700000000.000100"))
-	return fixture{s: s, conv: c, msg: m, scope: conversation.Scope{
+	return failureFixture{s: s, conv: c, msg: m, scope: conversation.Scope{
 		Kind: conversation.ScopeChannel, Platform: c.Key.Platform, Workspace: c.Key.Workspace, ID: c.Key.Channel}}
 }
 
-type call struct {
+type storeCall struct {
 	name string
 	fn   func(context.Context) error
 }
 
 // calls is one call of each Store method, each of which would write or
 // find something on a working store.
-func (f fixture) calls() []call {
+func (f failureFixture) calls() []storeCall {
 	s, k, id := f.s, f.conv.Key, f.conv.ID
 	day := time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC)
-	return []call{
+	return []storeCall{
 		{"Conversation", func(ctx context.Context) error {
 			_, err := s.Conversation(ctx, conversation.Key{Platform: k.Platform, Workspace: k.Workspace, Channel: "C2", Thread: "2.2"})
 			return err
