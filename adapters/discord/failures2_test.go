@@ -12,7 +12,7 @@ import (
 func TestIsAdmin(t *testing.T) {
 	t.Parallel()
 	fake := discordtest.New(t, discordtest.Options{})
-	a := replica(t, fake, Options{})
+	a := newReplica(t, fake, Options{})
 	owner, admin, member := fake.AddUser("owner"), fake.AddUser("admin"), fake.AddUser("member")
 	fake.SetOwner(owner)
 	fake.SetRoles(admin, fake.AddRole("mods", discordtest.PermManageGuild))

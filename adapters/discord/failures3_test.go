@@ -40,7 +40,7 @@ func TestNewRejectsMoreBadOptions(t *testing.T) {
 func TestRunGatewayUnreachable(t *testing.T) {
 	t.Parallel()
 	fake := discordtest.New(t, discordtest.Options{})
-	a := replica(t, fake, Options{})
+	a := newReplica(t, fake, Options{})
 	a.s.Dialer.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		return nil, errors.New("connection refused")
 	}
@@ -67,7 +67,7 @@ func TestRunGatewayUnreachable(t *testing.T) {
 func TestRunStoppedWhileStarting(t *testing.T) {
 	t.Parallel()
 	fake := discordtest.New(t, discordtest.Options{})
-	a := replica(t, fake, Options{})
+	a := newReplica(t, fake, Options{})
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	if err := a.Run(ctx); err != nil {
@@ -78,7 +78,7 @@ func TestRunStoppedWhileStarting(t *testing.T) {
 func TestDownloadFailures(t *testing.T) {
 	t.Parallel()
 	fake := discordtest.New(t, discordtest.Options{})
-	a := replica(t, fake, Options{})
+	a := newReplica(t, fake, Options{})
 	ctx := t.Context()
 
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -110,7 +110,7 @@ func TestUploadFromADeletedMention(t *testing.T) {
 	rec := newRecorder()
 	a := run(t, fake, rec, Options{})
 	ch := fake.AddChannel("general")
-	dest := mention(t, fake, rec, ch, fake.AddUser("ann"), "a video please")
+	dest := mentionDest(t, fake, rec, ch, fake.AddUser("ann"), "a video please")
 	fake.Delete(dest.Thread)
 	_, err := a.Upload(t.Context(), dest, bots.File{Name: "v.mp4", MIME: "video/mp4", Size: 3, Body: strings.NewReader("abc")})
 	if !errors.Is(err, bots.ErrGone) {
@@ -127,7 +127,7 @@ func TestUploadFromADeletedMention(t *testing.T) {
 func TestEmptyTextsAndGoneTargets(t *testing.T) {
 	t.Parallel()
 	fake := discordtest.New(t, discordtest.Options{})
-	a := replica(t, fake, Options{})
+	a := newReplica(t, fake, Options{})
 	ch := fake.AddChannel("general")
 	dest := bots.Destination{Channel: ch}
 	ctx := t.Context()

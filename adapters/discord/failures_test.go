@@ -17,9 +17,9 @@ import (
 // as planned, when the gateway cannot reconnect at once, and when messages
 // are deleted in bulk.
 
-// replica returns a second adapter on fake that is not connected to the
+// newReplica returns a second adapter on fake that is not connected to the
 // gateway: another replica, with its own (empty) caches and limiter.
-func replica(t *testing.T, fake *discordtest.Server, opts Options) *Adapter {
+func newReplica(t *testing.T, fake *discordtest.Server, opts Options) *Adapter {
 	t.Helper()
 	opts.Token, opts.APIURL = fake.Token(), fake.APIURL()
 	b, err := newAdapter(opts, newRecorder(), testLogger(t))
@@ -29,9 +29,9 @@ func replica(t *testing.T, fake *discordtest.Server, opts Options) *Adapter {
 	return b
 }
 
-// mention posts a mention of the bot in channel and returns the
+// mentionDest posts a mention of the bot in channel and returns the
 // destination of its answer, as the engine builds it.
-func mention(t *testing.T, fake *discordtest.Server, rec *recorder, channel string, user discordtest.User, text string) bots.Destination {
+func mentionDest(t *testing.T, fake *discordtest.Server, rec *recorder, channel string, user discordtest.User, text string) bots.Destination {
 	t.Helper()
 	m := fake.Post(channel, user, "<@"+fake.BotID+"> "+text, "")
 	in := rec.incoming(t, m.ID)
@@ -45,7 +45,7 @@ func TestStartThreadFromDeletedMention(t *testing.T) {
 	a := run(t, fake, rec, Options{})
 	ch := fake.AddChannel("general")
 	ann := fake.AddUser("ann")
-	dest := mention(t, fake, rec, ch, ann, "hi")
+	dest := mentionDest(t, fake, rec, ch, ann, "hi")
 
 	// Ann deletes her mention while the model thinks: no thread can start
 	// from it, and nothing is posted anywhere.
@@ -69,10 +69,10 @@ func TestStartThreadAlreadyStartedByAnotherReplica(t *testing.T) {
 	fake := discordtest.New(t, discordtest.Options{})
 	rec := newRecorder()
 	a := run(t, fake, rec, Options{})
-	b := replica(t, fake, Options{})
+	b := newReplica(t, fake, Options{})
 	ch := fake.AddChannel("general")
 	ann := fake.AddUser("ann")
-	dest := mention(t, fake, rec, ch, ann, "hi")
+	dest := mentionDest(t, fake, rec, ch, ann, "hi")
 	ctx := t.Context()
 
 	first, err := a.Post(ctx, dest, "one")
@@ -105,10 +105,10 @@ func TestStartThreadMentionDeletedAfterThreadStarted(t *testing.T) {
 	fake := discordtest.New(t, discordtest.Options{})
 	rec := newRecorder()
 	a := run(t, fake, rec, Options{})
-	b := replica(t, fake, Options{})
+	b := newReplica(t, fake, Options{})
 	ch := fake.AddChannel("general")
 	ann := fake.AddUser("ann")
-	dest := mention(t, fake, rec, ch, ann, "hi")
+	dest := mentionDest(t, fake, rec, ch, ann, "hi")
 	ctx := t.Context()
 
 	if _, err := a.Post(ctx, dest, "one"); err != nil {
@@ -143,16 +143,16 @@ func TestStartThreadRateLimited(t *testing.T) {
 	fake := discordtest.New(t, discordtest.Options{Limits: rows})
 	rec := newRecorder()
 	a := run(t, fake, rec, Options{})
-	b := replica(t, fake, Options{})
+	b := newReplica(t, fake, Options{})
 	ch := fake.AddChannel("general")
 	ann := fake.AddUser("ann")
 	ctx := t.Context()
 
-	d1 := mention(t, fake, rec, ch, ann, "first")
+	d1 := mentionDest(t, fake, rec, ch, ann, "first")
 	if _, err := a.Post(ctx, d1, "one"); err != nil {
 		t.Fatal(err)
 	}
-	d2 := mention(t, fake, rec, ch, ann, "second")
+	d2 := mentionDest(t, fake, rec, ch, ann, "second")
 	_, err := b.Post(ctx, d2, "two")
 	var rle *bots.RateLimitError
 	if !errors.As(err, &rle) || rle.RetryAfter <= 0 || rle.RetryAfter > 300*time.Second {
@@ -189,7 +189,7 @@ func TestUnpreparedRepliesInChannel(t *testing.T) {
 	a := run(t, fake, rec, Options{})
 	ch := fake.AddChannel("general")
 	ann := fake.AddUser("ann")
-	dest := mention(t, fake, rec, ch, ann, "hi")
+	dest := mentionDest(t, fake, rec, ch, ann, "hi")
 
 	// The guild's thread budget is spent: the engine gives the thread up.
 	a.Unprepared(dest)
@@ -216,7 +216,7 @@ func TestReplyModeReplicaResolvesThread(t *testing.T) {
 	fake := discordtest.New(t, discordtest.Options{})
 	rec := newRecorder()
 	run(t, fake, rec, Options{ReplyMode: ReplyReply})
-	b := replica(t, fake, Options{ReplyMode: ReplyReply})
+	b := newReplica(t, fake, Options{ReplyMode: ReplyReply})
 	ch := fake.AddChannel("general")
 	ann := fake.AddUser("ann")
 	ctx := t.Context()
@@ -224,7 +224,7 @@ func TestReplyModeReplicaResolvesThread(t *testing.T) {
 	// A mention at the top of the channel: the replica asks Discord what
 	// the conversation's id is (a message, not a channel) and replies in
 	// the channel.
-	top := mention(t, fake, rec, ch, ann, "top")
+	top := mentionDest(t, fake, rec, ch, ann, "top")
 	id, err := b.Post(ctx, top, "top answer")
 	if err != nil {
 		t.Fatal(err)
@@ -238,7 +238,7 @@ func TestReplyModeReplicaResolvesThread(t *testing.T) {
 	root := fake.Post(ch, ann, "root", "")
 	rec.incoming(t, root.ID)
 	fakeThread(t, fake, ch, root.ID)
-	in := mention(t, fake, rec, root.ID, ann, "in thread")
+	in := mentionDest(t, fake, rec, root.ID, ann, "in thread")
 	if in.Thread != root.ID {
 		t.Fatalf("got destination %+v, want thread %s", in, root.ID)
 	}

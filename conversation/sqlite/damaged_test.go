@@ -38,11 +38,11 @@ func TestDamagedAttachments(t *testing.T) {
 	}
 	want := "message " + strconv.FormatInt(m.ID, 10) + ": decode attachments"
 	_, err = s.History(ctx, c.ID, conversation.HistoryQuery{})
-	check(t, "History", err, want)
+	checkDamaged(t, "History", err, want)
 	_, _, err = s.MessageByPlatformID(ctx, "slack", "T1", "1.2")
-	check(t, "MessageByPlatformID", err, want)
+	checkDamaged(t, "MessageByPlatformID", err, want)
 	_, err = s.Stranded(ctx, "slack")
-	check(t, "Stranded", err, want)
+	checkDamaged(t, "Stranded", err, want)
 
 	q, _, err := s.Append(ctx, c.ID, conversation.Message{Role: conversation.RoleUser, Author: "U1",
 		PlatformID: "1.3", Text: "question", Attachments: []conversation.Attachment{{Name: "b.png"}}})
@@ -53,7 +53,7 @@ func TestDamagedAttachments(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = s.Pending(ctx, c.ID, 0)
-	check(t, "Pending", err, "message "+strconv.FormatInt(q.ID, 10)+": decode attachments")
+	checkDamaged(t, "Pending", err, "message "+strconv.FormatInt(q.ID, 10)+": decode attachments")
 }
 
 // TestMissingTables checks that a database missing one of its tables (a
@@ -102,7 +102,7 @@ func TestMissingTables(t *testing.T) {
 				t.Fatal(err)
 			}
 			err = tc.call(ctx, s, c.ID)
-			check(t, tc.table, err, "no such table: "+tc.table)
+			checkDamaged(t, tc.table, err, "no such table: "+tc.table)
 			if err != nil && !strings.HasPrefix(err.Error(), "sqlite: ") {
 				t.Errorf("got %q, want it to start with \"sqlite: \"", err)
 			}
@@ -110,7 +110,7 @@ func TestMissingTables(t *testing.T) {
 	}
 }
 
-func check(t *testing.T, what string, err error, want string) {
+func checkDamaged(t *testing.T, what string, err error, want string) {
 	t.Helper()
 	if err == nil || errors.Is(err, conversation.ErrNotFound) || !strings.Contains(err.Error(), want) {
 		t.Errorf("%s: got %v, want an error saying %q", what, err, want)

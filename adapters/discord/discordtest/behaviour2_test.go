@@ -30,7 +30,7 @@ func TestUploadsCountedAndLimited(t *testing.T) {
 	// and nothing is posted.
 	_, err = e.s.ChannelMessageSendComplex(ch, &discordgo.MessageSend{Content: "too big",
 		Files: []*discordgo.File{{Name: "big.bin", Reader: bytes.NewReader(make([]byte, 101))}}})
-	if c, status := code(t, err); c != 40005 || status != 413 {
+	if c, status := restCode(t, err); c != 40005 || status != 413 {
 		t.Errorf("a file over the limit: got code %d (HTTP %d), want 40005 (413)", c, status)
 	}
 	if st := e.fake.Stats(); st.Uploads != 1 || st.TooLarge != 1 || len(e.fake.BotMessages(ch)) != 1 {
@@ -46,28 +46,28 @@ func TestInteractionRefusals(t *testing.T) {
 	// Before any response there is no original message and no followup.
 	if _, err := e.s.InteractionResponse(in); err == nil {
 		t.Error("the original response before any: got no error")
-	} else if c, _ := code(t, err); c != 10008 {
+	} else if c, _ := restCode(t, err); c != 10008 {
 		t.Errorf("the original response before any: got code %d, want 10008", c)
 	}
 	if _, err := e.s.FollowupMessageCreate(in, true, &discordgo.WebhookParams{Content: "x"}); err == nil {
 		t.Error("a followup before the response: got no error")
-	} else if c, _ := code(t, err); c != 10015 {
+	} else if c, _ := restCode(t, err); c != 10015 {
 		t.Errorf("a followup before the response: got code %d, want 10015", c)
 	}
 	must(t, respond(e, in))
 	// An interaction is answered once.
-	if c, _ := code(t, respond(e, in)); c != 40060 {
+	if c, _ := restCode(t, respond(e, in)); c != 40060 {
 		t.Errorf("a second response: got code %d, want 40060", c)
 	}
 	forged := *in
 	forged.Token = "wrong"
-	if c, _ := code(t, respond(e, &forged)); c != 10062 {
+	if c, _ := restCode(t, respond(e, &forged)); c != 10062 {
 		t.Errorf("a response with a wrong token: got code %d, want 10062", c)
 	}
 	long := strings.Repeat("x", 2001)
 	if _, err := e.s.InteractionResponseEdit(in, &discordgo.WebhookEdit{Content: &long}); err == nil {
 		t.Error("an edit to 2,001 characters: got no error")
-	} else if c, _ := code(t, err); c != 50035 {
+	} else if c, _ := restCode(t, err); c != 50035 {
 		t.Errorf("an edit to 2,001 characters: got code %d, want 50035", c)
 	}
 	orig, err := e.s.InteractionResponse(in)

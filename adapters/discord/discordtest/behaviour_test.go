@@ -21,8 +21,8 @@ import (
 // Discord refuses, message lists, guilds and members, attachments, and the
 // gateway's resume and invalid sessions.
 
-// code returns the Discord JSON error code and HTTP status of err.
-func code(t *testing.T, err error) (int, int) {
+// restCode returns the Discord JSON error code and HTTP status of err.
+func restCode(t *testing.T, err error) (int, int) {
 	t.Helper()
 	var re *discordgo.RESTError
 	if !errors.As(err, &re) {
@@ -113,7 +113,7 @@ func TestRefusalsAsDiscords(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e.clock.Advance(time.Second) // past the global limit's window
 			ch := e.fake.AddChannel(tc.name)
-			c, status := code(t, tc.call(ch))
+			c, status := restCode(t, tc.call(ch))
 			if c != tc.code || status != tc.status {
 				t.Errorf("got code %d (HTTP %d), want %d (HTTP %d)", c, status, tc.code, tc.status)
 			}
@@ -137,7 +137,7 @@ func TestRefusalsAsDiscords(t *testing.T) {
 	bad.Client = e.s.Client
 	if _, err := bad.ChannelMessageSend(ch, "x"); err == nil {
 		t.Error("a wrong token: got no error")
-	} else if _, status := code(t, err); status != 401 {
+	} else if _, status := restCode(t, err); status != 401 {
 		t.Errorf("a wrong token: got HTTP %d, want 401", status)
 	}
 	if got := e.fake.BotMessages(ch); len(got) != 1 {
