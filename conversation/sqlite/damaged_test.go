@@ -74,7 +74,7 @@ func TestMissingTables(t *testing.T) {
 			return err
 		}},
 		{"claims", func(ctx context.Context, s *Store, id int64) error {
-			_, err := s.ClaimConversation(ctx, id, "me", time.Minute)
+			_, _, err := s.ClaimConversation(ctx, id, "me", time.Minute)
 			return err
 		}},
 		{"usage", func(ctx context.Context, s *Store, _ int64) error {
@@ -182,7 +182,7 @@ func TestWritesRefusedReadsServed(t *testing.T) {
 		{"AddUsage", func() error {
 			return s.AddUsage(ctx, conversation.UsageKey{Platform: "slack", Workspace: "T1", Day: day}, conversation.Usage{Requests: 1})
 		}},
-		{"ClaimConversation", func() error { _, err := s.ClaimConversation(ctx, c.ID, "me", time.Minute); return err }},
+		{"ClaimConversation", func() error { _, _, err := s.ClaimConversation(ctx, c.ID, "me", time.Minute); return err }},
 		{"Heartbeat", func() error { _, err := s.Heartbeat(ctx, "me", time.Minute); return err }},
 	}
 	for _, w := range writes {

@@ -84,7 +84,7 @@ func RunFailures(t *testing.T, newStore func(t *testing.T) conversation.Store) {
 		if err != nil || !first {
 			t.Errorf("after the cancelled calls, MarkEvent: first %v, err %v; want the event unseen", first, err)
 		}
-		claimed, err := s.ClaimConversation(ctx(t), f.conv.ID, "other", time.Minute)
+		_, claimed, err := s.ClaimConversation(ctx(t), f.conv.ID, "other", time.Minute)
 		if err != nil || !claimed {
 			t.Errorf("after the cancelled calls, ClaimConversation by another owner: %v, %v; want it free", claimed, err)
 		}
@@ -160,7 +160,7 @@ func (f failureFixture) calls() []storeCall {
 			return err
 		}},
 		{"ClaimConversation", func(ctx context.Context) error {
-			_, err := s.ClaimConversation(ctx, id, "me", time.Minute)
+			_, _, err := s.ClaimConversation(ctx, id, "me", time.Minute)
 			return err
 		}},
 		{"ReleaseConversation", func(ctx context.Context) error { return s.ReleaseConversation(ctx, id, "me") }},
