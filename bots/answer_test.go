@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parleyhq/parley/bots"
 	"github.com/parleyhq/parley/bots/botstest"
 	"github.com/parleyhq/parley/conversation"
 	"github.com/parleyhq/parley/llm/llmtest"
@@ -43,6 +44,36 @@ func TestAnswerNotStoredIsSaid(t *testing.T) {
 	for _, m := range hist {
 		if m.Role == conversation.RoleAssistant {
 			t.Errorf("history holds an answer %+v, want the question alone", m)
+		}
+	}
+}
+
+// A queued question deleted before its turn is not answered: its queued
+// notice says it was stopped, and the model is never asked.
+func TestDeletedQueuedQuestionIsNotAnswered(t *testing.T) {
+	h := newHarness(t, botstest.SlackLike, bots.Config{})
+	hold := make(chan struct{})
+	h.llm.Answer = func(r llmtest.Request) llmtest.Reply {
+		if r.Messages[len(r.Messages)-1].Text() == "one" {
+			return llmtest.Reply{Chunks: []string{"first ", "answer"}, Hold: hold}
+		}
+		return llmtest.Reply{Chunks: []string{"answer to two"}}
+	}
+	h.handle(t, bots.Incoming{Workspace: "W1", Channel: "D1", MessageID: "m1", Author: "U1", DM: true, Text: "one"})
+	h.waitMessages(t, "the first answer's start", func(ms []botstest.Message) bool { return len(ms) == 1 && ms[0].Text == "first " })
+	h.handle(t, bots.Incoming{Workspace: "W1", Channel: "D1", MessageID: "m2", Author: "U1", DM: true, Text: "two"})
+	h.waitMessages(t, "the queued notice", func(ms []botstest.Message) bool {
+		return len(ms) == 2 && strings.Contains(ms[1].Text, "Queued")
+	})
+	h.engine.Deleted(h.p, "W1", "D1", "m2")
+	h.waitMessages(t, "the notice saying it stopped", func(ms []botstest.Message) bool {
+		return len(ms) == 2 && strings.Contains(ms[1].Text, "Stopped: the question was deleted")
+	})
+	close(hold)
+	h.waitMessages(t, "the first answer", func(ms []botstest.Message) bool { return len(ms) == 2 && ms[0].Text == "first answer" })
+	for _, r := range h.llm.Requests() {
+		if q := r.Messages[len(r.Messages)-1].Text(); q == "two" {
+			t.Errorf("the model was asked the deleted question")
 		}
 	}
 }

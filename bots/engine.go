@@ -705,7 +705,18 @@ func (e *Engine) enqueue(j *job) bool {
 				j.reply.setPlaceholder("⏳ _Queued: answering the earlier message first…_")
 				e.startFlush(j)
 			case <-j.started:
+				return
 			case <-j.ctx.Done():
+				return
+			}
+			// A question deleted or stopped while it waits says so at
+			// once, not when its turn comes (which ends it then).
+			select {
+			case <-j.started:
+			case <-j.ctx.Done():
+				if cause := context.Cause(j.ctx); errors.Is(cause, errStopDeleted) || errors.Is(cause, errStopReaction) {
+					j.reply.set(stopNotice(cause), true)
+				}
 			}
 		}()
 		return true

@@ -330,3 +330,29 @@ func TestTokenBucketKeepsTravelTime(t *testing.T) {
 		}
 	})
 }
+
+// TestSweepForgetsIdleBuckets checks, in fake time, that a bucket unused
+// for a while and full again is forgotten (a bot answers in many
+// channels), while one still refilling, or promised a call, is kept.
+func TestSweepForgetsIdleBuckets(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newScheduler(time.Now)
+		idle := s.bucket(Budget{Key: "post/C1", Rate: Rate{Every: time.Second, Burst: 5}})
+		busy := s.bucket(Budget{Key: "post/C2", Rate: Rate{Every: time.Minute, Burst: 5}})
+		promised := s.bucket(Budget{Key: "stop/W1", Rate: Rate{Every: time.Second, Burst: 5, TokenBucket: true}})
+		s.acquire(context.Background(), one(prioFinal, idle))
+		s.acquire(context.Background(), grant{prio: prioFinal, draws: []draw{{b: promised, cost: 1}}, reserve: []*bucket{promised}})
+		time.Sleep(time.Minute)
+		s.acquire(context.Background(), one(prioFinal, busy)) // in its window for 5 minutes
+		time.Sleep(time.Minute)
+		s.sweep(30 * time.Second)
+		s.mu.Lock()
+		_, keptIdle := s.buckets["post/C1"]
+		_, keptBusy := s.buckets["post/C2"]
+		_, keptPromised := s.buckets["stop/W1"]
+		s.mu.Unlock()
+		if keptIdle || !keptBusy || !keptPromised {
+			t.Errorf("after a sweep: idle kept %v, busy kept %v, promised kept %v; want false, true, true", keptIdle, keptBusy, keptPromised)
+		}
+	})
+}
