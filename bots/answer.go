@@ -19,9 +19,11 @@ func (e *Engine) answer(j *job) {
 	log := e.log.With("platform", j.p.Name(), "conversation", j.conv.ID)
 	model, system := e.settings(ctx, j)
 	// The answer's record is stored while the model is asked: under a
-	// burst the store's writes queue up, and the model's first token need
-	// not wait for them. The record and the reply's first message id are
-	// stored together once both are known (see Handle's posted).
+	// burst the store's writes queue up, and the model's request need not
+	// wait for them. The reply's first post waits for the record, which
+	// is stored long before the model's first token as a rule; the record
+	// and the first message id are stored together once both are known
+	// (see Handle's posted).
 	asst := j.asst
 	streamCtx, stopStream := context.WithCancelCause(ctx)
 	defer stopStream(nil)
@@ -32,6 +34,9 @@ func (e *Engine) answer(j *job) {
 		asst.Model, asst.Text, asst.Status = model, "", conversation.StatusStreaming
 		close(stored)
 	} else {
+		j.reply.mu.Lock()
+		j.reply.recorded = stored
+		j.reply.mu.Unlock()
 		e.wg.Add(1)
 		go func() {
 			defer e.wg.Done()

@@ -77,3 +77,22 @@ func TestDeletedQueuedQuestionIsNotAnswered(t *testing.T) {
 		}
 	}
 }
+
+// A reply deleted before its post returned (the deletion's event can come
+// first) still stops the answer: the deletion is remembered until the
+// reply's id is known.
+func TestReplyDeletedBeforeItsPostReturnedStops(t *testing.T) {
+	h := newHarness(t, botstest.SlackLike, bots.Config{})
+	hold := make(chan struct{})
+	defer close(hold)
+	h.llm.Answer = func(llmtest.Request) llmtest.Reply {
+		return llmtest.Reply{Chunks: []string{"first ", "second"}, Hold: hold}
+	}
+	// The fake numbers its messages from 1: the reply will be "1".
+	h.engine.Deleted(h.p, "W1", "C1", "1")
+	h.handle(t, mention("m1", "m1", "hi"))
+	hist := h.waitStored(t, conversation.Key{Platform: "fake", Workspace: "W1", Channel: "C1", Thread: "m1"}, 1)
+	if a := hist[len(hist)-1]; a.Status != conversation.StatusPartial {
+		t.Errorf("stored answer %q (%s), want it stopped, partial", a.Text, a.Status)
+	}
+}

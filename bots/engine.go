@@ -133,6 +133,9 @@ type Engine struct {
 	// recovered are the platforms Recover ran for; Run repeats it.
 	recovered map[string]Platform
 	active    map[string]*job // by "platform/workspace/message id": questions and replies
+	// gone are messages deleted before the engine knew them (a reply's
+	// deletion can arrive before its post returns), by the same key.
+	gone map[string]time.Time
 	// recovering are the conversations with a recovery job queued or
 	// running.
 	recovering map[int64]bool
@@ -202,6 +205,7 @@ func New(cfg Config, store conversation.Store, client *llm.Client) *Engine {
 		queues:     make(map[int64]*queue),
 		recovered:  make(map[string]Platform),
 		active:     make(map[string]*job),
+		gone:       make(map[string]time.Time),
 		recovering: make(map[int64]bool),
 	}
 	for _, s := range cfg.StopEmoji {
@@ -519,8 +523,15 @@ func (e *Engine) Handle(ctx context.Context, p Platform, in Incoming) error {
 		e.mu.Unlock()
 	}
 	j.reply.posted = func(id string, first bool) {
+		key := activeKey(p.Name(), in.Workspace, id)
 		e.mu.Lock()
-		e.active[activeKey(p.Name(), in.Workspace, id)] = j
+		e.active[key] = j
+		_, deleted := e.gone[key]
+		delete(e.gone, key)
+		if deleted {
+			// Deleted before its post returned: nothing more can be shown.
+			defer j.cancel(errReplyGone)
+		}
 		var answerID int64
 		if first {
 			j.firstID = id
@@ -908,8 +919,12 @@ func (e *Engine) Models(ctx context.Context, query string, n int) []string {
 // or writing it, stops, and a queued question is not answered.
 func (e *Engine) Deleted(p Platform, workspace, channel, messageID string) {
 	e.obs.Event(p.Name(), "delete")
+	key := activeKey(p.Name(), workspace, messageID)
 	e.mu.Lock()
-	j := e.active[activeKey(p.Name(), workspace, messageID)]
+	j := e.active[key]
+	if j == nil {
+		e.rememberGoneLocked(key)
+	}
 	e.mu.Unlock()
 	switch {
 	case j == nil:
@@ -919,6 +934,30 @@ func (e *Engine) Deleted(p Platform, workspace, channel, messageID string) {
 		// One of the reply's own messages: nothing more can be shown.
 		j.cancel(errReplyGone)
 	}
+}
+
+// goneFor is how long a deletion of a message the engine does not know is
+// remembered, in case it is a reply whose post has not returned yet;
+// maxGone bounds how many are.
+const (
+	goneFor = time.Minute
+	maxGone = 1024
+)
+
+// rememberGoneLocked notes that the message of key was deleted.
+func (e *Engine) rememberGoneLocked(key string) {
+	now := time.Now()
+	if len(e.gone) >= maxGone {
+		for k, at := range e.gone {
+			if now.Sub(at) > goneFor {
+				delete(e.gone, k)
+			}
+		}
+		if len(e.gone) >= maxGone {
+			clear(e.gone)
+		}
+	}
+	e.gone[key] = now
 }
 
 // Reacted tells the engine a user reacted to a message; a stop emoji on a

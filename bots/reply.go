@@ -61,6 +61,7 @@ type reply struct {
 	flushing    bool
 	finished    chan struct{} // closed when the flusher has sent everything final
 	prepared    chan struct{} // closed when prepare is done; nil: not started
+	recorded    chan struct{} // closed when the answer's record is stored; nil: no wait
 	madeReady   bool          // prepare made its call (Discord: a thread shows)
 	doneCtx     context.Context
 	markDone    context.CancelFunc // ends doneCtx once the text is final
@@ -601,6 +602,18 @@ func (r *reply) awaitPrepared(ctx context.Context) (bool, error) {
 func (r *reply) post(ctx context.Context, o op) error {
 	if _, err := r.awaitPrepared(ctx); err != nil {
 		return err
+	}
+	// No message of the answer before its record: a restart finds every
+	// message it must correct.
+	r.mu.Lock()
+	rec := r.recorded
+	r.mu.Unlock()
+	if rec != nil {
+		select {
+		case <-rec:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	r.mu.Lock()
 	p := r.parts[o.index]
