@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,12 +13,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/parleyhq/parley/adapters/slack/slacktest"
 	"github.com/parleyhq/parley/bots"
 	"github.com/parleyhq/parley/conversation"
 	"github.com/parleyhq/parley/conversation/postgres"
+	"github.com/parleyhq/parley/conversation/postgres/pgtest"
 	"github.com/parleyhq/parley/conversation/sqlite"
 	"github.com/parleyhq/parley/llm"
 	"github.com/parleyhq/parley/llm/llmtest"
@@ -89,7 +87,7 @@ func runSlackLoad(tb testing.TB, run loadRun) loadResult {
 	replicas := max(run.replicas, 1)
 	dbURL := ""
 	if run.replicas > 1 {
-		dbURL = postgresSchema(tb)
+		dbURL = pgtest.Schema(tb, "slackload")
 	}
 	var engines []*bots.Engine
 	cfg := fake.Config()
@@ -330,34 +328,6 @@ func TestSlackLoadShort(t *testing.T) {
 	if res.loneUpdates < 2 {
 		t.Errorf("the lone conversation showed its text %d time(s), want at least 2", res.loneUpdates)
 	}
-}
-
-// postgresSchema returns the URL of a fresh schema in the database of
-// PARLEY_TEST_POSTGRES_URL, dropped when tb ends; it skips tb without one.
-func postgresSchema(tb testing.TB) string {
-	tb.Helper()
-	pgURL := os.Getenv("PARLEY_TEST_POSTGRES_URL")
-	if pgURL == "" {
-		tb.Skip("set PARLEY_TEST_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable) to run replicas on PostgreSQL")
-	}
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, pgURL)
-	if err != nil {
-		tb.Fatalf("connect to PostgreSQL: %v", err)
-	}
-	schema := fmt.Sprintf("slackload_%d", time.Now().UnixNano())
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-		conn.Close(context.Background())
-	})
-	sep := "?"
-	if strings.Contains(pgURL, "?") {
-		sep = "&"
-	}
-	return pgURL + sep + "search_path=" + schema
 }
 
 // TestSlackLoadTwoReplicasShort is the two-replica load's short form, for

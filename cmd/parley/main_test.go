@@ -7,16 +7,15 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/sethvargo/go-envconfig"
+
+	"github.com/parleyhq/parley/conversation/postgres/pgtest"
 )
 
 // TestMain runs main itself when the test binary is started as parley by
@@ -231,30 +230,10 @@ func TestUsage(t *testing.T) {
 // migrate works on PostgreSQL too, given PARLEY_TEST_POSTGRES_URL (as CI
 // sets it), and never prints the password.
 func TestMigratePostgres(t *testing.T) {
-	pgURL := os.Getenv("PARLEY_TEST_POSTGRES_URL")
-	if pgURL == "" {
-		t.Skip("PARLEY_TEST_POSTGRES_URL is not set")
-	}
 	// A schema of its own: the database's public schema may hold any
 	// version, left by another build.
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, pgURL)
-	if err != nil {
-		t.Fatalf("connect to PostgreSQL: %v", err)
-	}
-	schema := fmt.Sprintf("migrate_%d", time.Now().UnixNano())
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-		conn.Close(context.Background())
-	})
-	sep := "?"
-	if strings.Contains(pgURL, "?") {
-		sep = "&"
-	}
-	m, _, logs := testMain(t, map[string]string{"DATABASE_URL": pgURL + sep + "search_path=" + schema})
+	dbURL := pgtest.Schema(t, "migrate")
+	m, _, logs := testMain(t, map[string]string{"DATABASE_URL": dbURL})
 	if err := m.Run(context.Background(), []string{"migrate"}); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,9 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/parleyhq/parley/adapters/slack/slacktest"
+	"github.com/parleyhq/parley/conversation/postgres/pgtest"
 	"github.com/parleyhq/parley/llm/llmtest"
 )
 
@@ -155,28 +153,7 @@ func (r *replica) kill(t *testing.T) {
 // or skips the test.
 func pgDatabase(t *testing.T) string {
 	t.Helper()
-	pgURL := os.Getenv("PARLEY_TEST_POSTGRES_URL")
-	if pgURL == "" {
-		t.Skip("set PARLEY_TEST_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable) to run replicas on PostgreSQL")
-	}
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, pgURL)
-	if err != nil {
-		t.Fatalf("connect to PostgreSQL: %v", err)
-	}
-	schema := fmt.Sprintf("recovery_%d", time.Now().UnixNano())
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-		conn.Close(context.Background())
-	})
-	sep := "?"
-	if strings.Contains(pgURL, "?") {
-		sep = "&"
-	}
-	return pgURL + sep + "search_path=" + schema
+	return pgtest.Schema(t, "recovery")
 }
 
 // One process on SQLite, killed mid-answer and started again at once: the

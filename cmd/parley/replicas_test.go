@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,9 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/parleyhq/parley/adapters/slack/slacktest"
+	"github.com/parleyhq/parley/conversation/postgres/pgtest"
 	"github.com/parleyhq/parley/llm/llmtest"
 )
 
@@ -107,28 +105,7 @@ func (r *replica) deliver(body []byte, secret string) bool {
 // midway; every question must be answered exactly once, in order per
 // conversation.
 func TestTwoReplicas(t *testing.T) {
-	pgURL := os.Getenv("PARLEY_TEST_POSTGRES_URL")
-	if pgURL == "" {
-		t.Skip("set PARLEY_TEST_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable) to run the two-replica test")
-	}
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, pgURL)
-	if err != nil {
-		t.Fatalf("connect to PostgreSQL: %v", err)
-	}
-	schema := fmt.Sprintf("replicas_%d", time.Now().UnixNano())
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-		conn.Close(context.Background())
-	})
-	sep := "?"
-	if strings.Contains(pgURL, "?") {
-		sep = "&"
-	}
-	dbURL := pgURL + sep + "search_path=" + schema
+	dbURL := pgtest.Schema(t, "replicas")
 
 	fake := slacktest.New(t, slacktest.Config{})
 	model := llmtest.NewServer()
