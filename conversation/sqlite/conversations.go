@@ -31,7 +31,7 @@ func (s *Store) Conversation(ctx context.Context, key conversation.Key) (convers
 	if err == nil || !errors.Is(err, sql.ErrNoRows) {
 		return c, wrapConversationErr(key, err)
 	}
-	err = s.writeTx(ctx, func(tx *sql.Tx) error {
+	err = s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		now := micros(s.timestamp())
 		if _, err := tx.ExecContext(ctx, `INSERT INTO conversations (platform, workspace, channel, thread, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,

@@ -13,7 +13,7 @@ import (
 func (s *Store) MarkEvent(ctx context.Context, platform, workspace, eventID string, ttl time.Duration) (bool, error) {
 	now := s.timestamp()
 	var first bool
-	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+	err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM events WHERE expires_at <= ?`, micros(now)); err != nil {
 			return err
 		}

@@ -135,7 +135,7 @@ func (s *Store) Append(ctx context.Context, convID int64, m conversation.Message
 		stored  conversation.Message
 		created bool
 	)
-	err = s.writeTx(ctx, func(tx *sql.Tx) error {
+	err = s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
 		stored, created, err = s.appendTx(ctx, tx, convID, m, atts, now)
 		return err
@@ -308,7 +308,7 @@ func (s *Store) history(ctx context.Context, convID int64, limit, maxChars int) 
 // Forget deletes every message of a conversation; the conversation remains.
 // It returns ErrNotFound when the conversation does not exist.
 func (s *Store) Forget(ctx context.Context, convID int64) error {
-	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+	err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE conversations SET updated_at = ? WHERE id = ?`, micros(s.timestamp()), convID)
 		if err != nil {
 			return err

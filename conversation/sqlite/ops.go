@@ -96,7 +96,7 @@ func (s *Store) ClaimConversation(ctx context.Context, convID int64, owner strin
 	)
 	// One statement in an IMMEDIATE transaction: the write lock, taken
 	// first, makes the check and the write one step for every process.
-	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+	err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		now := s.timestamp()
 		fresh, err := nextToken(ctx, tx)
 		if err != nil {

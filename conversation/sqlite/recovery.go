@@ -33,7 +33,7 @@ func (s *Store) Accept(ctx context.Context, convID int64, m conversation.Message
 		stored  conversation.Message
 		created bool
 	)
-	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+	err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		// The clock is read once the write lock is held.
 		now := s.timestamp()
 		msg, atts, err := newMessage(convID, m, now)
@@ -144,7 +144,7 @@ func (s *Store) Takeover(ctx context.Context, owner, platform string, ttl time.D
 		return nil, fmt.Errorf("sqlite: takeover by %s: ttl %v is not positive", owner, ttl)
 	}
 	var convs []conversation.Conversation
-	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+	err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		now := micros(s.timestamp())
 		dead := `owner <> ? AND conversation_id IN (SELECT id FROM conversations WHERE platform = ?)`
 		args := []any{owner, platform}

@@ -22,7 +22,7 @@ func (s *Store) Heartbeat(ctx context.Context, owner string, ttl time.Duration) 
 		return nil, fmt.Errorf("sqlite: heartbeat of %s: ttl %v is not positive", owner, ttl)
 	}
 	var live []string
-	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+	err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		// Read the clock once the write lock is held: time spent waiting
 		// for another process must not shorten the lease.
 		now := micros(s.timestamp())

@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"runtime"
+	"sync"
 	"time"
 
 	"modernc.org/sqlite"
@@ -51,6 +52,10 @@ type Store struct {
 	stmts statements
 	now   func() time.Time
 	lock  *os.File // held while Exclusive
+
+	wmu     sync.Mutex
+	pending []*writeOp // writes waiting for the writer, oldest first
+	leading bool       // a writer is committing pending's groups
 }
 
 var _ conversation.Store = (*Store)(nil)
@@ -231,14 +236,142 @@ func (s *Store) closeDBs() error {
 	return errors.Join(errs...)
 }
 
-// writeTx runs fn in a transaction on the writer.
-func (s *Store) writeTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+// writeTx runs fn in a transaction on the writer, and returns once that
+// transaction has committed or failed.
+//
+// Writes are committed in groups. Under a burst, each commit's fixed cost
+// (the write lock, the WAL frames of every page touched, the commit
+// record) is most of a write, and SQLite takes one writer at a time, so
+// transactions committed one by one queue up behind each other: fifty
+// questions at once waited 30 ms for each of their writes. So the first
+// writer to find the writer idle leads: it takes every write waiting,
+// runs each in a savepoint of one transaction (a write that fails is
+// rolled back alone, and its caller gets its error), commits them
+// together, and goes on while writes keep arriving. A lone write pays
+// nothing for this: it runs alone, as before. A group that fails as a
+// whole (its commit, say) is run again one write at a time, so that each
+// caller gets its own result.
+//
+// fn must do all its work through tx and with the ctx it is given, and
+// must not keep state between calls: it may run twice (once in a group
+// that failed). A write whose ctx ends before its turn is not run. One in
+// a group runs to its end even if its ctx ends meanwhile (SQLite rolls
+// back the whole transaction of an interrupted statement), and writeTx
+// always waits for the outcome: a caller never takes a committed write
+// for a lost one.
+func (s *Store) writeTx(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	op := &writeOp{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	s.wmu.Lock()
+	s.pending = append(s.pending, op)
+	if s.leading {
+		s.wmu.Unlock()
+		return <-op.done
+	}
+	s.leading = true
+	for {
+		group := s.pending
+		s.pending = nil
+		if len(group) == 0 {
+			s.leading = false
+			s.wmu.Unlock()
+			break
+		}
+		s.wmu.Unlock()
+		s.commitGroup(group)
+		s.wmu.Lock()
+	}
+	return <-op.done
+}
+
+// writeOp is one caller's transaction, waiting for the writer.
+type writeOp struct {
+	ctx  context.Context
+	fn   func(ctx context.Context, tx *sql.Tx) error
+	done chan error // buffered: the result, sent once
+}
+
+// maxGroup bounds a group, so that one commit stays short.
+const maxGroup = 64
+
+// commitGroup runs group, in transactions of at most maxGroup writes.
+func (s *Store) commitGroup(group []*writeOp) {
+	for len(group) > 0 {
+		n := min(len(group), maxGroup)
+		s.commitOnce(group[:n])
+		group = group[n:]
+	}
+}
+
+// commitOnce runs ops in one transaction, or one by one when that fails.
+func (s *Store) commitOnce(ops []*writeOp) {
+	live := ops[:0:0]
+	for _, op := range ops {
+		if err := op.ctx.Err(); err != nil {
+			op.done <- err // not started: nothing to learn
+			continue
+		}
+		live = append(live, op)
+	}
+	if len(live) == 1 {
+		live[0].done <- s.runTx(live[0])
+		return
+	}
+	if len(live) == 0 {
+		return
+	}
+	// The group's statements are not interrupted by one caller's ctx:
+	// SQLite rolls back the whole transaction of an interrupted write.
+	ctx := context.WithoutCancel(live[0].ctx)
+	errs, err := s.groupTx(ctx, live)
+	if err != nil {
+		for _, op := range live {
+			op.done <- s.runTx(op)
+		}
+		return
+	}
+	for i, op := range live {
+		op.done <- errs[i]
+	}
+}
+
+// groupTx runs ops in one transaction, each in a savepoint of its own. It
+// returns each op's own error, or an error of the group as a whole (when
+// nothing was committed).
+func (s *Store) groupTx(ctx context.Context, ops []*writeOp) ([]error, error) {
 	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	errs := make([]error, len(ops))
+	for i, op := range ops {
+		if _, err := tx.ExecContext(ctx, `SAVEPOINT w`); err != nil {
+			return nil, err
+		}
+		errs[i] = op.fn(context.WithoutCancel(op.ctx), tx)
+		if errs[i] != nil {
+			if _, err := tx.ExecContext(ctx, `ROLLBACK TO w`); err != nil {
+				return nil, err
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `RELEASE w`); err != nil {
+			return nil, err
+		}
+	}
+	return errs, tx.Commit()
+}
+
+// runTx runs op in a transaction of its own.
+func (s *Store) runTx(op *writeOp) error {
+	tx, err := s.write.BeginTx(op.ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	if err := fn(tx); err != nil {
+	if err := op.fn(op.ctx, tx); err != nil {
 		return err
 	}
 	return tx.Commit()
