@@ -17,7 +17,7 @@ import (
 func (e *Engine) answer(j *job) {
 	ctx := j.ctx
 	log := e.log.With("platform", j.p.Name(), "conversation", j.conv.ID)
-	model, system := e.settings(ctx, j)
+	model, system := e.settingsOf(ctx, j)
 	// The answer's record is stored while the model is asked: under a
 	// burst the store's writes queue up, and the model's request need not
 	// wait for them. The reply's first post waits for the record, which
@@ -357,7 +357,7 @@ func (e *Engine) checkpoint(j *job, answerID int64, platformID, text string) {
 // conversation up to the question being answered, in question order, within
 // the token budget.
 func (e *Engine) history(ctx context.Context, j *job, model, system string, budget int) ([]llm.Message, error) {
-	stored, err := e.store.History(ctx, j.conv.ID, conversation.HistoryQuery{Limit: e.cfg.HistoryLimit})
+	stored, err := e.storedHistory(ctx, j)
 	if err != nil {
 		return nil, fmt.Errorf("load history: %w", err)
 	}

@@ -76,6 +76,13 @@ func (e *Engine) claim(j *job) ([]conversation.Question, error) {
 			if j.recovery {
 				return nil, nil
 			}
+			// With the claim held, nothing is added to the conversation
+			// before this question's answer: its history is read beside
+			// the inbox, and used unless older questions come first.
+			var hist *historyRead
+			if j.pre != nil {
+				hist = e.readHistory(j)
+			}
 			qs, err := e.store.Inbox(j.ctx, j.conv.ID)
 			if err != nil {
 				e.release(j)
@@ -101,6 +108,9 @@ func (e *Engine) claim(j *job) ([]conversation.Question, error) {
 				return nil, errTaken
 			}
 			if len(others) == 0 {
+				if len(older) == 0 && j.pre != nil {
+					j.pre.hist = hist
+				}
 				return older, nil
 			}
 			if since.IsZero() {

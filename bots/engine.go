@@ -407,6 +407,7 @@ type job struct {
 	// resumed answer); resumed says so.
 	asst    conversation.Message
 	resumed bool
+	pre     *prefetch // reads made while the claim is taken, or nil
 }
 
 // queuedNoticeAfter is how long a message waits behind another of its
@@ -828,6 +829,9 @@ func (e *Engine) run(j *job) {
 		}
 	}
 	defer func() { <-e.sem }()
+	if !j.recovery {
+		e.prefetchSettings(j)
+	}
 	older, err := e.claim(j)
 	if err != nil {
 		if j.ctx.Err() == nil && !errors.Is(err, errTaken) {
