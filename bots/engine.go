@@ -499,10 +499,11 @@ func (e *Engine) Handle(ctx context.Context, p Platform, in Incoming) error {
 	user, created, err := e.store.Accept(ctx, conv.ID, conversation.Message{
 		Role: conversation.RoleUser, Author: in.Author, PlatformID: in.MessageID,
 		Text: in.Text, Status: conversation.StatusComplete, Attachments: in.Attachments,
-	}, conversation.Intake{Owner: e.cfg.Owner, Platform: p.Name(), Workspace: in.Workspace, Events: events, TTL: time.Hour})
+	}, conversation.Intake{Owner: e.cfg.Owner, Platform: p.Name(), Workspace: in.Workspace, Events: events, TTL: time.Hour, Key: conv.Key})
 	if err != nil {
 		return fmt.Errorf("bots: store message: %w: %w", ErrNotStored, err)
 	}
+	conv.ID = user.ConversationID
 	if !created {
 		// The same message again (a retry, or a mention delivered as two
 		// events).
@@ -669,7 +670,12 @@ func (e *Engine) route(ctx context.Context, p Platform, in Incoming) (conversati
 	}
 	key := conversation.Key{Platform: p.Name(), Workspace: in.Workspace, Channel: in.Channel, Thread: in.Thread}
 	if in.DM || in.Mentioned {
-		conv, err := e.store.Conversation(ctx, key)
+		// A new conversation is created by Accept, with its first
+		// message: one write, not two (conv.ID stays 0 until then).
+		conv, err := e.store.FindConversation(ctx, key)
+		if errors.Is(err, conversation.ErrNotFound) {
+			return conversation.Conversation{Key: key}, true, nil
+		}
 		if err != nil {
 			return conv, false, fmt.Errorf("bots: conversation: %w", err)
 		}

@@ -73,7 +73,7 @@ type Ops interface {
 	// Leave ends owner's lease at once (a clean shutdown), so that the others stop counting it without waiting for the lease to lapse; leaving without a lease is not an error.
 	Leave(ctx context.Context, owner string) error
 
-	// Accept stores user message m in conversation convID as accepted by instance in.Owner, and marks the platform events in.Events as seen (as MarkEvent does, for in.TTL), in one transaction: all of it is written or none. When one of the events was seen within its ttl, or the conversation already holds a message with m.PlatformID, nothing is written and created is false.
+	// Accept stores user message m in conversation convID as accepted by instance in.Owner, and marks the platform events in.Events as seen (as MarkEvent does, for in.TTL), in one transaction: all of it is written or none. With convID 0 the conversation is in.Key's, created if needed. When one of the events was seen within its ttl, or the conversation already holds a message with m.PlatformID, nothing is written (not even the conversation) and created is false.
 	// The accepted message is in the owner's inbox (Inbox) until an answer replies to it (Append of an assistant message whose ReplyTo is its ID). It returns ErrNotFound when the conversation does not exist, and an error when in.Owner is empty.
 	Accept(ctx context.Context, convID int64, m Message, in Intake) (stored Message, created bool, err error)
 	// Seen reports whether a platform event id was marked (MarkEvent, Accept) within its ttl, without marking it.
@@ -102,6 +102,11 @@ type Intake struct {
 	Platform, Workspace string // the events' platform and workspace
 	Events              []string
 	TTL                 time.Duration // how long the events are remembered
+	// Key is, when Accept is given conversation id 0, the conversation to
+	// store the message in: found, or created in the same transaction
+	// (the stored message's ConversationID names it). A first question
+	// then costs one write, not two.
+	Key Key
 }
 
 // Question is a user message still waiting for its answer, with the instance that accepted it.

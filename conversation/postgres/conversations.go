@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -34,17 +35,32 @@ func (s *Store) Conversation(ctx context.Context, key conversation.Key) (convers
 	if !errors.Is(err, pgx.ErrNoRows) {
 		return c, wrapConversationErr(key, err)
 	}
-	now := s.timestamp()
-	c, err = scanConversation(s.pool.QueryRow(ctx, `INSERT INTO conversations (platform, workspace, channel, thread, created_at, updated_at)
+	c, err = createConversation(ctx, s.pool, key, s.timestamp())
+	return c, wrapConversationErr(key, err)
+}
+
+// queryRower is a pool or a transaction.
+type queryRower interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// createConversation returns key's conversation, creating it if needed.
+func createConversation(ctx context.Context, q queryRower, key conversation.Key, now time.Time) (conversation.Conversation, error) {
+	if key.Platform == "" {
+		return conversation.Conversation{}, errors.New("the conversation's key has no platform")
+	}
+	c, err := scanConversation(q.QueryRow(ctx, `INSERT INTO conversations (platform, workspace, channel, thread, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $5)
 		ON CONFLICT (platform, workspace, channel, thread) DO NOTHING
 		RETURNING `+conversationColumns, key.Platform, key.Workspace, key.Channel, key.Thread, now))
 	if errors.Is(err, pgx.ErrNoRows) {
 		// Another replica created it since the first look; it has committed
 		// (ON CONFLICT waited for it), so this read sees it.
-		c, err = s.find(ctx, key)
+		c, err = scanConversation(q.QueryRow(ctx, `SELECT `+conversationColumns+` FROM conversations
+			WHERE platform = $1 AND workspace = $2 AND channel = $3 AND thread = $4`,
+			key.Platform, key.Workspace, key.Channel, key.Thread))
 	}
-	return c, wrapConversationErr(key, err)
+	return c, err
 }
 
 // FindConversation returns the conversation for key or ErrNotFound.

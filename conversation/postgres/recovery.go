@@ -29,6 +29,15 @@ func (s *Store) Accept(ctx context.Context, convID int64, m conversation.Message
 	}
 	var stored conversation.Message
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		convID := convID
+		if convID == 0 {
+			c, err := createConversation(ctx, tx, in.Key, now)
+			if err != nil {
+				return err
+			}
+			convID = c.ID
+			m.ConversationID = convID
+		}
 		if len(in.Events) > 0 {
 			if _, err := tx.Exec(ctx, `DELETE FROM events WHERE expires_at <= $1`, now); err != nil {
 				return err

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/parleyhq/parley/conversation"
 )
@@ -32,16 +33,24 @@ func (s *Store) Conversation(ctx context.Context, key conversation.Key) (convers
 		return c, wrapConversationErr(key, err)
 	}
 	err = s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		now := micros(s.timestamp())
-		if _, err := tx.ExecContext(ctx, `INSERT INTO conversations (platform, workspace, channel, thread, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-			key.Platform, key.Workspace, key.Channel, key.Thread, now, now); err != nil {
-			return err
-		}
-		c, err = s.find(ctx, tx, key)
+		c, err = s.createConversation(ctx, tx, key, s.timestamp())
 		return err
 	})
 	return c, wrapConversationErr(key, err)
+}
+
+// createConversation returns key's conversation, creating it if needed, in tx.
+func (s *Store) createConversation(ctx context.Context, tx *sql.Tx, key conversation.Key, at time.Time) (conversation.Conversation, error) {
+	if key.Platform == "" {
+		return conversation.Conversation{}, errors.New("the conversation's key has no platform")
+	}
+	now := micros(at)
+	if _, err := tx.ExecContext(ctx, `INSERT INTO conversations (platform, workspace, channel, thread, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		key.Platform, key.Workspace, key.Channel, key.Thread, now, now); err != nil {
+		return conversation.Conversation{}, err
+	}
+	return s.find(ctx, tx, key)
 }
 
 // FindConversation returns the conversation for key or ErrNotFound.

@@ -36,6 +36,14 @@ func (s *Store) Accept(ctx context.Context, convID int64, m conversation.Message
 	err := s.writeTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		// The clock is read once the write lock is held.
 		now := s.timestamp()
+		convID := convID
+		if convID == 0 {
+			c, err := s.createConversation(ctx, tx, in.Key, now)
+			if err != nil {
+				return err
+			}
+			convID = c.ID
+		}
 		msg, atts, err := newMessage(convID, m, now)
 		if err != nil {
 			return err

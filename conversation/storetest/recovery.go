@@ -250,6 +250,84 @@ func testUpdateAnswer(t *testing.T, s conversation.Store) {
 	}
 }
 
+// testAcceptCreates: with conversation id 0, Accept finds or creates the
+// intake's conversation in the same transaction, and creates nothing when
+// it stores nothing.
+func testAcceptCreates(t *testing.T, s conversation.Store) {
+	o := opsOf(t, s)
+	in := func(k conversation.Key, owner string, events ...string) conversation.Intake {
+		i := intake(owner, events...)
+		i.Key = k
+		return i
+	}
+	k := key("C7", "7.1")
+	q := mustAccept(t, o, 0, userMessage("first", "7.1"), in(k, "replica-a", "Ev70"), true)
+	c, err := s.FindConversation(ctx(t), k)
+	if err != nil {
+		t.Fatalf("FindConversation after Accept created it: %v", err)
+	}
+	if q.ConversationID != c.ID || q.ID == 0 {
+		t.Errorf("Accept returned %+v, want a message in conversation %d", q, c.ID)
+	}
+	again := mustAccept(t, o, 0, userMessage("second", "7.2"), in(k, "replica-a", "Ev71"), true)
+	if again.ConversationID != c.ID {
+		t.Errorf("a second Accept for the key went to conversation %d, want %d", again.ConversationID, c.ID)
+	}
+	if got := texts(mustHistory(t, s, c.ID, conversation.HistoryQuery{})); !slices.Equal(got, []string{"first", "second"}) {
+		t.Errorf("History: got %q, want [first second]", got)
+	}
+	checkInbox(t, o, c.ID, "after two accepted questions", "first@replica-a", "second@replica-a")
+	// A seen event stores nothing, not even a new conversation.
+	fresh := key("C8", "8.1")
+	mustAccept(t, o, 0, userMessage("dup", "8.1"), in(fresh, "replica-a", "Ev70"), false)
+	if _, err := s.FindConversation(ctx(t), fresh); !errors.Is(err, conversation.ErrNotFound) {
+		t.Errorf("FindConversation after an Accept that stored nothing: got %v, want ErrNotFound", err)
+	}
+	if _, _, err := o.Accept(ctx(t), 0, userMessage("x", "9.1"), in(conversation.Key{}, "replica-a")); err == nil {
+		t.Error("Accept with id 0 and no key: got nil error, want one")
+	}
+}
+
+// testSharedConcurrentAcceptCreates: replicas accepting the first message
+// of one new conversation at once create one conversation and store the
+// message once.
+func testSharedConcurrentAcceptCreates(t *testing.T, a, b conversation.Store) {
+	stores := []conversation.Store{a, b}
+	k := key("C9", "9.1")
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		wins  int
+		convs = map[int64]bool{}
+	)
+	for w := range workers {
+		o := opsOf(t, stores[w%2])
+		wg.Go(func() {
+			in := intake(fmt.Sprintf("replica-%d", w%2), fmt.Sprintf("Ev9-%d", w), "message/C9/9.1")
+			in.Key = k
+			m, created, err := o.Accept(ctx(t), 0, userMessage("hi", "9.1"), in)
+			if err != nil {
+				t.Errorf("Accept: %v", err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if created {
+				wins++
+				convs[m.ConversationID] = true
+			}
+		})
+	}
+	wg.Wait()
+	c, err := a.FindConversation(ctx(t), k)
+	if err != nil {
+		t.Fatalf("FindConversation: %v", err)
+	}
+	if wins != 1 || !convs[c.ID] {
+		t.Errorf("the first message was stored %d times (conversations %v), want once in %d", wins, convs, c.ID)
+	}
+}
+
 func testSharedConcurrentAccept(t *testing.T, a, b conversation.Store) {
 	c := mustConversation(t, a, key("C1", "1.1"))
 	stores := []conversation.Store{a, b}

@@ -73,6 +73,7 @@ func Run(t *testing.T, newStore func(t *testing.T) conversation.Store) {
 		{"Heartbeat/Validation", testHeartbeatValidation},
 		{"Concurrency/Heartbeat", testConcurrentHeartbeat},
 		{"Accept", testAccept},
+		{"AcceptCreates", testAcceptCreates},
 		{"Takeover", testTakeover},
 		{"UpdateAnswer", testUpdateAnswer},
 		{"Recent", testRecent},
@@ -104,6 +105,7 @@ func RunShared(t *testing.T, newPair func(t *testing.T) (a, b conversation.Store
 		{"Heartbeat", testSharedHeartbeat},
 		{"ConcurrentHeartbeat", testSharedConcurrentHeartbeat},
 		{"ConcurrentAccept", testSharedConcurrentAccept},
+		{"ConcurrentAcceptCreates", testSharedConcurrentAcceptCreates},
 		{"ConcurrentTakeover", testSharedConcurrentTakeover},
 	}
 	for _, tc := range tests {
