@@ -102,11 +102,7 @@ func (s *Store) ClaimConversation(ctx context.Context, convID int64, owner strin
 		if err != nil {
 			return err
 		}
-		err = tx.QueryRowContext(ctx, `INSERT INTO claims (conversation_id, owner, expires_at, token) VALUES (?, ?, ?, ?)
-			ON CONFLICT (conversation_id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at,
-				token = CASE WHEN claims.owner = excluded.owner THEN claims.token ELSE excluded.token END
-				WHERE claims.owner = excluded.owner OR claims.expires_at <= ?
-			RETURNING token`, convID, owner, micros(now.Add(ttl)), fresh, micros(now)).Scan(&token)
+		err = tx.StmtContext(ctx, s.stmts.claim).QueryRowContext(ctx, convID, owner, micros(now.Add(ttl)), fresh, micros(now)).Scan(&token)
 		switch {
 		case err == nil:
 			won = true

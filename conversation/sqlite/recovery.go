@@ -49,13 +49,12 @@ func (s *Store) Accept(ctx context.Context, convID int64, m conversation.Message
 			return err
 		}
 		if len(in.Events) > 0 {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM events WHERE expires_at <= ?`, micros(now)); err != nil {
+			if _, err := tx.StmtContext(ctx, s.stmts.expireEvents).ExecContext(ctx, micros(now)); err != nil {
 				return err
 			}
 		}
 		for _, id := range in.Events {
-			res, err := tx.ExecContext(ctx, `INSERT INTO events (platform, workspace, event_id, expires_at)
-				VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`, in.Platform, in.Workspace, id, micros(now.Add(in.TTL)))
+			res, err := tx.StmtContext(ctx, s.stmts.insertEvent).ExecContext(ctx, in.Platform, in.Workspace, id, micros(now.Add(in.TTL)))
 			if err != nil {
 				return err
 			}
@@ -72,8 +71,7 @@ func (s *Store) Accept(ctx context.Context, convID int64, m conversation.Message
 		if !created {
 			return errSeen // the message is stored already: mark nothing
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO inbox (message_id, conversation_id, owner) VALUES (?, ?, ?)`,
-			stored.ID, convID, in.Owner)
+		_, err = tx.StmtContext(ctx, s.stmts.insertInbox).ExecContext(ctx, stored.ID, convID, in.Owner)
 		return err
 	})
 	switch {
@@ -90,8 +88,7 @@ func (s *Store) Accept(ctx context.Context, convID int64, m conversation.Message
 // Seen reports whether an event id was marked within its ttl.
 func (s *Store) Seen(ctx context.Context, platform, workspace, eventID string) (bool, error) {
 	var one int
-	err := s.read.QueryRowContext(ctx, `SELECT 1 FROM events WHERE platform = ? AND workspace = ? AND event_id = ? AND expires_at > ?`,
-		platform, workspace, eventID, micros(s.timestamp())).Scan(&one)
+	err := s.stmts.seen.QueryRowContext(ctx, platform, workspace, eventID, micros(s.timestamp())).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
@@ -104,12 +101,7 @@ func (s *Store) Seen(ctx context.Context, platform, workspace, eventID string) (
 // Inbox returns the questions of convID still waiting for an answer, with
 // the instance that accepted each and whether it is alive.
 func (s *Store) Inbox(ctx context.Context, convID int64) ([]conversation.Question, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT `+prefixed("q")+`, COALESCE(i.owner, ''), COALESCE(i.reply_id, ''),
-			EXISTS (SELECT 1 FROM replicas r WHERE r.owner = i.owner AND r.expires_at > ?)
-		FROM messages q LEFT JOIN inbox i ON i.message_id = q.id
-		WHERE q.conversation_id = ? AND q.role = 'user'
-			AND NOT EXISTS (SELECT 1 FROM messages a WHERE a.reply_to = q.id AND a.role = 'assistant')
-		ORDER BY q.created_at, q.id`, micros(s.timestamp()), convID)
+	rows, err := s.stmts.inbox.QueryContext(ctx, micros(s.timestamp()), convID)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: inbox of conversation %d: %w", convID, err)
 	}
