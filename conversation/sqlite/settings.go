@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 
@@ -38,23 +39,19 @@ func (s *Store) ResolveSetting(ctx context.Context, name conversation.Setting, s
 	if len(scopes) == 0 {
 		return "", conversation.Scope{}, false, nil
 	}
-	var (
-		where strings.Builder
-		args  = []any{name}
-	)
-	for i, sc := range scopes {
+	args := []any{name}
+	for _, sc := range scopes {
 		id, err := sc.StoredID()
 		if err != nil {
 			return "", conversation.Scope{}, false, fmt.Errorf("sqlite: resolve %s: %w", name, err)
 		}
-		if i > 0 {
-			where.WriteString(" OR ")
-		}
-		where.WriteString("(platform = ? AND workspace = ? AND scope_kind = ? AND scope_id = ?)")
 		args = append(args, sc.Platform, sc.Workspace, sc.Kind, id)
 	}
-	rows, err := s.read.QueryContext(ctx, `SELECT platform, workspace, scope_kind, scope_id, value FROM settings
-		WHERE name = ? AND (`+where.String()+`)`, args...)
+	stmt, err := s.resolveStmt(ctx, len(scopes))
+	if err != nil {
+		return "", conversation.Scope{}, false, fmt.Errorf("sqlite: resolve %s: %w", name, err)
+	}
+	rows, err := stmt.QueryContext(ctx, args...)
 	if err != nil {
 		return "", conversation.Scope{}, false, fmt.Errorf("sqlite: resolve %s: %w", name, err)
 	}
@@ -80,4 +77,32 @@ func (s *Store) ResolveSetting(ctx context.Context, name conversation.Setting, s
 		}
 	}
 	return "", conversation.Scope{}, false, nil
+}
+
+// resolveStmt returns the query of ResolveSetting for n scopes, prepared
+// once per n: every answer resolves its settings, and SQLite spends more
+// time parsing the query than running it.
+func (s *Store) resolveStmt(ctx context.Context, n int) (*sql.Stmt, error) {
+	s.resolveMu.Lock()
+	defer s.resolveMu.Unlock()
+	if st, ok := s.resolve[n]; ok {
+		return st, nil
+	}
+	var where strings.Builder
+	for i := range n {
+		if i > 0 {
+			where.WriteString(" OR ")
+		}
+		where.WriteString("(platform = ? AND workspace = ? AND scope_kind = ? AND scope_id = ?)")
+	}
+	st, err := s.read.PrepareContext(ctx, `SELECT platform, workspace, scope_kind, scope_id, value FROM settings
+		WHERE name = ? AND (`+where.String()+`)`)
+	if err != nil {
+		return nil, err
+	}
+	if s.resolve == nil {
+		s.resolve = make(map[int]*sql.Stmt)
+	}
+	s.resolve[n] = st
+	return st, nil
 }

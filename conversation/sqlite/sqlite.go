@@ -53,6 +53,9 @@ type Store struct {
 	now   func() time.Time
 	lock  *os.File // held while Exclusive
 
+	resolveMu sync.Mutex
+	resolve   map[int]*sql.Stmt // ResolveSetting's query by its number of scopes
+
 	wmu     sync.Mutex
 	pending []*writeOp // writes waiting for the writer, oldest first
 	leading bool       // a writer is committing pending's groups
@@ -217,6 +220,12 @@ func sqliteCode(err error) int {
 // Close releases the store's connections.
 func (s *Store) Close() error {
 	s.stmts.close()
+	s.resolveMu.Lock()
+	for _, st := range s.resolve {
+		st.Close()
+	}
+	s.resolve = nil
+	s.resolveMu.Unlock()
 	if err := s.closeDBs(); err != nil {
 		return fmt.Errorf("sqlite: close %s: %w", s.path, err)
 	}
