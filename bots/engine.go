@@ -446,19 +446,29 @@ func (e *Engine) Handle(ctx context.Context, p Platform, in Incoming) error {
 	// (Slack retries), or as two events (a Slack mention is both an
 	// app_mention and a message). Both are recognized through the store,
 	// so also across replicas, before anything is counted or run; the
-	// second only for messages the bot answers. An event is marked as seen
-	// only with what it caused: in the transaction that stores its
-	// message, so that a retry after a failed write is answered.
+	// second only for messages the bot answers, and for a mention or a DM
+	// before it is routed (the second event of a mention then costs no
+	// lookup of its conversation). An event is marked as seen only with
+	// what it caused: in the transaction that stores its message, so that
+	// a retry after a failed write is answered.
 	if seen, err := e.seen(ctx, p, in.Workspace, in.EventID); err != nil || seen {
 		return err
+	}
+	msgEvent := messageEventID(in)
+	early := in.Mentioned || in.DM
+	if early {
+		if seen, err := e.seen(ctx, p, in.Workspace, msgEvent); err != nil || seen {
+			return err
+		}
 	}
 	conv, ok, err := e.route(ctx, p, in)
 	if err != nil || !ok {
 		return err
 	}
-	msgEvent := messageEventID(in)
-	if seen, err := e.seen(ctx, p, in.Workspace, msgEvent); err != nil || seen {
-		return err
+	if !early {
+		if seen, err := e.seen(ctx, p, in.Workspace, msgEvent); err != nil || seen {
+			return err
+		}
 	}
 	var events []string
 	for _, id := range []string{in.EventID, msgEvent} {

@@ -158,7 +158,10 @@ func open(ctx context.Context, path string, opts Options, fsys fs.FS) (*Store, e
 			s.write.Close()
 			return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 		}
-		n := max(4, runtime.GOMAXPROCS(0))
+		// Reads are short and many at once under a burst (each question
+		// looks up its events, conversation, settings, inbox and history):
+		// with few connections they queue for one, not for the CPU.
+		n := max(16, runtime.GOMAXPROCS(0))
 		read.SetMaxOpenConns(n)
 		read.SetMaxIdleConns(n)
 		if err := read.PingContext(ctx); err != nil {
